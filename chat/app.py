@@ -1,0 +1,66 @@
+"""The application factory: wires settings, store, broker, hub and routes into one app."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from quart import Quart
+from quart_schema import QuartSchema
+
+from chat import assets, live, web
+from chat.broker import open_broker
+from chat.fragments import Fragments
+from chat.hub import Hub
+from chat.settings import PROJECT_ROOT, Settings, load_settings, resolve_secret_key
+from chat.store import open_store
+
+log = logging.getLogger("chat")
+
+
+def _iso_utc(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _readable_utc(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def create_app(settings: Settings | None = None) -> Quart:
+    settings = settings or load_settings()
+    app = Quart(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    app.config.update(
+        SECRET_KEY=resolve_secret_key(settings),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        MAX_CONTENT_LENGTH=64 * 1024,
+    )
+    QuartSchema(app, swagger_ui_path=None, redoc_ui_path=None, scalar_ui_path=None)
+    app.jinja_env.filters["iso_utc"] = _iso_utc
+    app.jinja_env.filters["readable_utc"] = _readable_utc
+    app.jinja_env.globals["message_max"] = settings.message_max
+    app.register_blueprint(assets.vendor_blueprint())
+    app.register_blueprint(web.blueprint)
+    app.register_blueprint(live.blueprint)
+
+    @app.before_serving
+    async def start() -> None:
+        store = await open_store(settings)
+        broker = await open_broker(settings)
+        hub = Hub(settings, store, broker, Fragments(app.jinja_env))
+        await hub.start()
+        app.extensions["chat.hub"] = hub
+        log.info("serving with store %s", settings.sqlite_path)
+
+    @app.after_serving
+    async def stop() -> None:
+        hub: Hub = app.extensions.pop("chat.hub")
+        await hub.stop()
+        await hub.broker.stop()
+        await hub.store.close()
+
+    return app

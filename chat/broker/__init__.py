@@ -1,0 +1,78 @@
+"""The fan-out boundary: events for a room reach every subscriber of that room.
+
+An event carries HTML rendered once; every subscriber gets the same string. The hub
+publishes, live connections subscribe; `open_broker` picks the implementation from
+`CHAT_BROKER_URL` (in-process by default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from chat.settings import Settings, SettingsError
+
+
+@dataclass(frozen=True, slots=True)
+class RoomEvent:
+    room: str
+    html: str
+    # Set for stored messages, so a connection can skip what its catch-up already sent.
+    message_id: int | None = None
+
+
+Subscriber = Callable[[RoomEvent], None]
+
+
+class Broker(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def publish(self, event: RoomEvent) -> None:
+        """Hand the event over for delivery; events of one room arrive in publish order."""
+
+    async def subscribe(self, room: str, subscriber: Subscriber) -> None: ...
+
+    async def unsubscribe(self, room: str, subscriber: Subscriber) -> None: ...
+
+
+class LocalFanout:
+    """Subscribers of this process, by room; what every broker delivers into."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, set[Subscriber]] = {}
+
+    def add(self, room: str, subscriber: Subscriber) -> bool:
+        """Add; True when it is the room's first subscriber here."""
+        subscribers = self._rooms.setdefault(room, set())
+        subscribers.add(subscriber)
+        return len(subscribers) == 1
+
+    def discard(self, room: str, subscriber: Subscriber) -> bool:
+        """Remove; True when the room has no subscriber here any more."""
+        subscribers = self._rooms.get(room)
+        if subscribers is None:
+            return False
+        subscribers.discard(subscriber)
+        if subscribers:
+            return False
+        del self._rooms[room]
+        return True
+
+    def deliver(self, event: RoomEvent) -> None:
+        for subscriber in tuple(self._rooms.get(event.room, ())):
+            subscriber(event)
+
+
+async def open_broker(settings: Settings) -> Broker:
+    if settings.broker_url:
+        raise SettingsError(
+            f"CHAT_BROKER_URL {settings.broker_url!r} names a broker this build lacks"
+        )
+    from chat.broker.memory import InProcessBroker
+
+    broker = InProcessBroker()
+    await broker.start()
+    return broker

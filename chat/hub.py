@@ -1,0 +1,151 @@
+"""The hub: what happens in rooms, in order — store first, then render once, then publish.
+
+Routes and live connections call the hub; the hub alone talks to the store, the broker
+and presence, and it owns the timers that delete rooms left empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from chat import rooms
+from chat.broker import Broker, RoomEvent, Subscriber
+from chat.fragments import Fragments
+from chat.presence import Presence
+from chat.settings import Settings
+from chat.store import Message, Page, Store, utc_now
+
+log = logging.getLogger("chat")
+
+# A new room counts as empty only from this long after creation, so that its creator
+# has time to arrive even when empty rooms are deleted at once.
+NEW_ROOM_GRACE = timedelta(seconds=60)
+SWEEP_EVERY = 30.0
+CATCH_UP_PAGE = 200
+
+
+class Hub:
+    def __init__(self, settings: Settings, store: Store, broker: Broker, fragments: Fragments):
+        self.settings = settings
+        self.store = store
+        self.broker = broker
+        self.fragments = fragments
+        self.presence = Presence(settings.leave_grace, self._left)
+        self.closing = asyncio.Event()
+        self._deletions: dict[str, asyncio.Task] = {}
+        self._sweeper: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        await self.store.set_unknown_rooms_empty(utc_now())
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="room-sweeper")
+
+    async def stop(self) -> None:
+        self.closing.set()
+        if self._sweeper:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        for task in self._deletions.values():
+            task.cancel()
+
+    # Rooms -------------------------------------------------------------------
+
+    async def create_room(self) -> str:
+        empty_from = utc_now() + NEW_ROOM_GRACE
+        while True:
+            code = rooms.new_code(self.settings.code_length)
+            if await self.store.add_room(code, empty_from):
+                log.info("room created: %s", code)
+                return code
+
+    async def room_exists(self, code: str) -> bool:
+        if not rooms.is_well_formed_code(code, self.settings.code_length):
+            return False
+        return await self.store.room_exists(code)
+
+    def is_full_for(self, code: str, user_id: str) -> bool:
+        """A user already in the room always gets back in; others only while there is room."""
+        presence = self.presence
+        return not presence.has(code, user_id) and presence.count(code) >= self.settings.room_capacity
+
+    # Messages ----------------------------------------------------------------
+
+    async def post_message(self, code: str, user_id: str, author: str, raw_text: str) -> Message:
+        """Check, store, then publish; raises `RuleBroken` or `RoomGone`."""
+        text = rooms.clean_message(raw_text, self.settings.message_max)
+        message = await self.store.add_message(code, user_id, author, text)
+        html = self.fragments.messages_frame((message,))
+        self.broker.publish(RoomEvent(code, html, message.id))
+        return message
+
+    async def latest_page(self, code: str, before_id: int | None = None) -> Page:
+        return await self.store.page_before(code, before_id, self.settings.page_size)
+
+    async def catch_up_frames(self, code: str, after_id: int):
+        """Frames holding every message after `after_id`, oldest first, a page per frame."""
+        while True:
+            missed = await self.store.messages_after(code, after_id, CATCH_UP_PAGE)
+            if not missed:
+                return
+            after_id = missed[-1].id
+            yield after_id, self.fragments.messages_frame(missed)
+
+    # Presence ----------------------------------------------------------------
+
+    async def enter(self, code: str, user_id: str, name: str, subscriber: Subscriber) -> None:
+        await self.broker.subscribe(code, subscriber)
+        if not self.presence.arrive(code, user_id, name):
+            return
+        self._cancel_deletion(code)
+        await self.store.set_room_empty(code, None)
+        log.info("user entered: room=%s user=%s", code, user_id)
+        self._announce(code, f"{name} has entered the room")
+
+    async def exit(self, code: str, user_id: str, subscriber: Subscriber) -> None:
+        await self.broker.unsubscribe(code, subscriber)
+        self.presence.depart(code, user_id)
+
+    async def _left(self, code: str, user_id: str, name: str) -> None:
+        log.info("user left: room=%s user=%s", code, user_id)
+        self._announce(code, f"{name} has left the room")
+        if self.presence.count(code) == 0:
+            await self.store.set_room_empty(code, utc_now())
+            self._schedule_deletion(code)
+
+    def _announce(self, code: str, notice: str) -> None:
+        fragments = self.fragments
+        html = fragments.notice_frame(notice) + fragments.members_frame(self.presence.members(code))
+        self.broker.publish(RoomEvent(code, html))
+
+    def members_frame(self, code: str) -> str:
+        return self.fragments.members_frame(self.presence.members(code))
+
+    # Deleting empty rooms ----------------------------------------------------
+
+    def _schedule_deletion(self, code: str) -> None:
+        self._cancel_deletion(code)
+        self._deletions[code] = asyncio.create_task(self._delete_when_expired(code))
+
+    def _cancel_deletion(self, code: str) -> None:
+        task = self._deletions.pop(code, None)
+        if task is not None:
+            task.cancel()
+
+    async def _delete_when_expired(self, code: str) -> None:
+        await asyncio.sleep(self.settings.empty_room_ttl)
+        del self._deletions[code]
+        await self._sweep()
+
+    async def _sweep(self) -> None:
+        cutoff = utc_now() - timedelta(seconds=self.settings.empty_room_ttl)
+        for code in await self.store.delete_rooms_empty_since(cutoff):
+            log.info("room deleted: %s", code)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                await self._sweep()
+            except Exception:
+                log.exception("sweeping empty rooms failed")
+            await asyncio.sleep(SWEEP_EVERY)

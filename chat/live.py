@@ -1,0 +1,168 @@
+"""Live connections: the `/rooms/<code>/ws` WebSocket that htmx's `hx-ws` talks to.
+
+Each connection reads frames and posts them through the hub, and has one writer task
+draining a bounded queue of fragments; a client that lets its queue overflow is closed
+with 1013 (htmx reconnects and catches up) so it never holds up the room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+from quart import Blueprint, current_app, session, websocket
+
+from chat import rooms
+from chat.broker import RoomEvent
+from chat.forms import MessageFrame
+from chat.hub import Hub
+from chat.store import RoomGone
+
+log = logging.getLogger("chat")
+blueprint = Blueprint("live", __name__)
+
+POLICY_VIOLATION = 1008  # no session, foreign origin, unknown or full room
+UNSUPPORTED_DATA = 1003  # binary frame
+INVALID_PAYLOAD = 1007  # not the JSON hx-ws sends
+TOO_BIG = 1009
+SERVICE_RESTART = 1012  # server shutting down: htmx reconnects
+TRY_AGAIN_LATER = 1013  # fell behind: htmx reconnects
+CLOSE_TIMEOUT = 2.0
+
+
+class Refused(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class Connection:
+    """One socket's outgoing side: a bounded queue and the watermark of sent messages."""
+
+    def __init__(self, queue_size: int) -> None:
+        self.queue: asyncio.Queue[tuple[int | None, str]] = asyncio.Queue(queue_size)
+        self.overflowed = asyncio.Event()
+        self.sent_up_to = 0
+
+    def __call__(self, event: RoomEvent) -> None:
+        self.push(event.html, event.message_id)
+
+    def push(self, html: str, message_id: int | None = None) -> None:
+        try:
+            self.queue.put_nowait((message_id, html))
+        except asyncio.QueueFull:
+            self.overflowed.set()
+
+    async def write(self, hub: Hub, code: str, after_id: int) -> None:
+        self.sent_up_to = after_id
+        await websocket.send(hub.members_frame(code))
+        async for last_id, frame in hub.catch_up_frames(code, after_id):
+            await websocket.send(frame)
+            self.sent_up_to = last_id
+        while True:
+            message_id, html = await self.queue.get()
+            if message_id is not None:
+                if message_id <= self.sent_up_to:
+                    continue  # already sent by the catch-up
+                self.sent_up_to = message_id
+            await websocket.send(html)
+
+
+def _hub() -> Hub:
+    return current_app.extensions["chat.hub"]
+
+
+def _same_origin() -> bool:
+    origin = websocket.headers.get("Origin", "")
+    return bool(origin) and urlsplit(origin).netloc.lower() == websocket.host.lower()
+
+
+def _after_id() -> int:
+    raw = websocket.args.get("after", "0")
+    return int(raw) if raw.isdecimal() and len(raw) < 19 else 0
+
+
+async def _admit(hub: Hub, code: str) -> tuple[str, str]:
+    user_id, name = session.get("user_id"), session.get("name")
+    if not user_id or not name:
+        raise Refused(POLICY_VIOLATION, "no session")
+    if not _same_origin():
+        raise Refused(POLICY_VIOLATION, "foreign origin")
+    if not await hub.room_exists(code):
+        raise Refused(POLICY_VIOLATION, rooms.ROOM_MISSING)
+    if hub.is_full_for(code, user_id):
+        raise Refused(POLICY_VIOLATION, rooms.ROOM_FULL)
+    return user_id, name
+
+
+@blueprint.websocket("/rooms/<code>/ws")
+async def room_socket(code: str) -> None:
+    hub = _hub()
+    code = rooms.normalize_code(code)
+    # Accept before refusing: a refused handshake looks like a network error to htmx,
+    # which would retry it forever.
+    await websocket.accept()
+    try:
+        user_id, name = await _admit(hub, code)
+    except Refused as refusal:
+        await websocket.close(refusal.code, refusal.reason)
+        return
+    connection = Connection(hub.settings.send_queue)
+    await hub.enter(code, user_id, name, connection)
+    try:
+        close_code = await _serve(hub, code, user_id, name, connection)
+    finally:
+        await hub.exit(code, user_id, connection)
+    if close_code is not None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(websocket.close(close_code), CLOSE_TIMEOUT)
+
+
+async def _serve(hub: Hub, code: str, user_id: str, name: str, connection: Connection) -> int | None:
+    """Run reader and writer until one ends; the close code to send, if any."""
+    writer = asyncio.create_task(connection.write(hub, code, _after_id()))
+    reader = asyncio.create_task(_read(hub, code, user_id, name, connection))
+    overflow = asyncio.create_task(connection.overflowed.wait())
+    closing = asyncio.create_task(hub.closing.wait())
+    tasks = (writer, reader, overflow, closing)
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    if overflow in done:
+        log.info("connection fell behind, closing: room=%s user=%s", code, user_id)
+        return TRY_AGAIN_LATER
+    if closing in done:
+        return SERVICE_RESTART
+    if reader in done and not reader.cancelled() and reader.exception() is None:
+        return reader.result()
+    return None
+
+
+async def _read(hub: Hub, code: str, user_id: str, name: str, connection: Connection) -> int:
+    """Post each frame's message; returns a close code when a frame is unacceptable."""
+    frame_max = hub.settings.ws_frame_max
+    while True:
+        data = await websocket.receive()
+        if isinstance(data, bytes):
+            return UNSUPPORTED_DATA
+        if len(data) > frame_max:
+            return TOO_BIG
+        try:
+            frame = MessageFrame.model_validate_json(data)
+        except ValidationError:
+            return INVALID_PAYLOAD
+        try:
+            await hub.post_message(code, user_id, name, frame.message)
+        except rooms.RuleBroken as broken:
+            connection.push(hub.fragments.message_form_frame(code, frame.message, str(broken)))
+        except RoomGone:
+            return POLICY_VIOLATION
+        else:
+            connection.push(hub.fragments.message_form_frame(code))

@@ -1,0 +1,76 @@
+"""Presence: who is in each room right now, counted by user, not by connection.
+
+A user's first connection makes them arrive; their last connection going starts a grace
+period, and only if none comes back in it do they leave. A page refresh therefore
+neither leaves nor enters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+OnLeft = Callable[[str, str, str], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class _Member:
+    name: str
+    connections: int = 0
+    leaving: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+
+class Presence:
+    def __init__(self, grace: float, on_left: OnLeft) -> None:
+        self._grace = grace
+        self._on_left = on_left
+        self._rooms: dict[str, dict[str, _Member]] = {}
+        self._pending: set[asyncio.Task] = set()
+
+    def members(self, room: str) -> list[str]:
+        """Display names of the room's users, sorted for a stable list."""
+        return sorted(member.name for member in self._rooms.get(room, {}).values())
+
+    def count(self, room: str) -> int:
+        return len(self._rooms.get(room, {}))
+
+    def has(self, room: str, user_id: str) -> bool:
+        return user_id in self._rooms.get(room, {})
+
+    def arrive(self, room: str, user_id: str, name: str) -> bool:
+        """Count a new connection; True when the user was not in the room before."""
+        members = self._rooms.setdefault(room, {})
+        member = members.get(user_id)
+        if member is None:
+            member = members[user_id] = _Member(name)
+            arrived = True
+        else:
+            arrived = False
+            if member.leaving is not None:
+                member.leaving.cancel()
+                member.leaving = None
+        member.connections += 1
+        return arrived
+
+    def depart(self, room: str, user_id: str) -> None:
+        """Count a closed connection; the last one starts the grace period."""
+        member = self._rooms.get(room, {}).get(user_id)
+        if member is None:
+            return
+        member.connections -= 1
+        if member.connections > 0:
+            return
+        loop = asyncio.get_running_loop()
+        member.leaving = loop.call_later(self._grace, self._leave, room, user_id)
+
+    def _leave(self, room: str, user_id: str) -> None:
+        members = self._rooms.get(room, {})
+        member = members.pop(user_id, None)
+        if not members:
+            self._rooms.pop(room, None)
+        if member is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._on_left(room, user_id, member.name))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)

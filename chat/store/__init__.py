@@ -1,0 +1,95 @@
+"""The store boundary: rooms and their message history, whatever database holds them.
+
+Routes and the hub speak only to the `Store` protocol; `open_store` picks the
+implementation from `CHAT_DATABASE_URL`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from chat.settings import Settings, SettingsError
+
+
+class RoomGone(LookupError):
+    """The room was deleted (or never existed) while something was being done in it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: int
+    room: str
+    author_id: str
+    author: str
+    text: str
+    sent_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Messages oldest first, and whether older ones exist before the first."""
+
+    messages: list[Message]
+    has_earlier: bool
+
+    @property
+    def first_id(self) -> int | None:
+        return self.messages[0].id if self.messages else None
+
+    @property
+    def last_id(self) -> int:
+        return self.messages[-1].id if self.messages else 0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connect and bring the schema up to date (safe when several processes start)."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> bool:
+        """True when the database answers."""
+
+    async def add_room(self, code: str, empty_from: datetime) -> bool:
+        """Create a room that counts as empty from `empty_from`; False when the code
+        is taken."""
+
+    async def room_exists(self, code: str) -> bool: ...
+
+    async def add_message(self, room: str, author_id: str, author: str, text: str) -> Message:
+        """Store a message with the server's time; returns once it is committed.
+        Raises `RoomGone` when the room no longer exists."""
+
+    async def page_before(self, room: str, before_id: int | None, limit: int) -> Page:
+        """The `limit` newest messages older than `before_id` (all when None)."""
+
+    async def messages_after(self, room: str, after_id: int, limit: int) -> list[Message]:
+        """Up to `limit` messages newer than `after_id`, oldest first."""
+
+    async def set_room_empty(self, room: str, since: datetime | None) -> None:
+        """Record when the room last became empty; None while someone is in it."""
+
+    async def set_unknown_rooms_empty(self, since: datetime) -> None:
+        """At start nobody is connected yet: rooms left marked occupied become empty."""
+
+    async def delete_rooms_empty_since(self, cutoff: datetime) -> list[str]:
+        """Delete rooms empty since before `cutoff`, with their history; their codes."""
+
+
+async def open_store(settings: Settings) -> Store:
+    path = settings.sqlite_path
+    if path is None:
+        raise SettingsError(
+            f"CHAT_DATABASE_URL {settings.database_url!r} names a store this build lacks"
+        )
+    from chat.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(path)
+    await store.open()
+    return store

@@ -1,0 +1,249 @@
+"""SQLite store: one file in WAL mode, the embedded default.
+
+All SQLite calls run on two private threads, never on the event loop: one writer that
+commits messages arriving together in a single transaction (each caller still waits for
+its own commit), and one reader, which WAL lets run beside the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import TypeVar
+
+from chat.store import Message, Page, RoomGone, utc_now
+
+T = TypeVar("T")
+
+_MESSAGE_COLUMNS = "id, room_code, author_id, author, body, sent_at"
+
+
+def _to_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _message(row: tuple) -> Message:
+    id_, room, author_id, author, body, sent_at = row
+    return Message(id_, room, author_id, author, body, _from_ms(sent_at))
+
+
+def _migrations() -> list[tuple[int, str]]:
+    folder = resources.files("chat.store") / "migrations" / "sqlite"
+    scripts = [entry for entry in folder.iterdir() if entry.name.endswith(".sql")]
+    return sorted((int(entry.name.split("_", 1)[0]), entry.read_text()) for entry in scripts)
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would commit the migration's transaction, so run one at a time.
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending)
+            pending = ""
+    return statements
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA foreign_keys=ON")
+    return connection
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    # BEGIN IMMEDIATE takes the write lock first, so workers starting together migrate
+    # one after another and the later ones find nothing left to do.
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        current = connection.execute("PRAGMA user_version").fetchone()[0]
+        for version, script in _migrations():
+            if version > current:
+                for statement in _statements(script):
+                    connection.execute(statement)
+                connection.execute(f"PRAGMA user_version={version}")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
+class _Draft:
+    __slots__ = ("author", "author_id", "done", "room", "text")
+
+    def __init__(self, room: str, author_id: str, author: str, text: str, done: asyncio.Future):
+        self.room, self.author_id, self.author, self.text = room, author_id, author, text
+        self.done = done
+
+
+class SQLiteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        self._reader_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-reader")
+        self._write: sqlite3.Connection | None = None
+        self._read: sqlite3.Connection | None = None
+        self._drafts: list[_Draft] = []
+        self._drafts_waiting = asyncio.Event()
+        self._batcher: asyncio.Task | None = None
+
+    async def _on_writer(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._writer_thread, work)
+
+    async def _on_reader(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._reader_thread, work)
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._write = await self._on_writer(lambda: _connect(self.path))
+        await self._on_writer(lambda: _migrate(self._write))
+        self._read = await self._on_reader(lambda: _connect(self.path))
+        self._batcher = asyncio.create_task(self._commit_batches(), name="sqlite-batcher")
+
+    async def close(self) -> None:
+        if self._batcher:
+            self._batcher.cancel()
+            await asyncio.gather(self._batcher, return_exceptions=True)
+        for connection, thread in ((self._write, self._writer_thread),
+                                   (self._read, self._reader_thread)):
+            if connection is not None:
+                await asyncio.get_running_loop().run_in_executor(thread, connection.close)
+            thread.shutdown(wait=True)
+
+    async def ping(self) -> bool:
+        try:
+            await self._on_reader(lambda: self._read.execute("SELECT 1").fetchone())
+        except sqlite3.Error:
+            return False
+        return True
+
+    async def add_room(self, code: str, empty_from: datetime) -> bool:
+        def insert() -> bool:
+            try:
+                self._write.execute(
+                    "INSERT INTO rooms (code, created_at, empty_since) VALUES (?, ?, ?)",
+                    (code, _to_ms(utc_now()), _to_ms(empty_from)),
+                )
+            except sqlite3.IntegrityError:
+                return False
+            return True
+
+        return await self._on_writer(insert)
+
+    async def room_exists(self, code: str) -> bool:
+        def query() -> bool:
+            row = self._read.execute("SELECT 1 FROM rooms WHERE code = ?", (code,)).fetchone()
+            return row is not None
+
+        return await self._on_reader(query)
+
+    async def add_message(self, room: str, author_id: str, author: str, text: str) -> Message:
+        done = asyncio.get_running_loop().create_future()
+        self._drafts.append(_Draft(room, author_id, author, text, done))
+        self._drafts_waiting.set()
+        return await done
+
+    async def _commit_batches(self) -> None:
+        while True:
+            await self._drafts_waiting.wait()
+            self._drafts_waiting.clear()
+            batch, self._drafts = self._drafts, []
+            try:
+                results = await self._on_writer(lambda batch=batch: self._insert_batch(batch))
+            except Exception as error:  # a failed commit fails every caller in it
+                for draft in batch:
+                    if not draft.done.done():
+                        draft.done.set_exception(error)
+                continue
+            for draft, result in zip(batch, results, strict=True):
+                if draft.done.done():
+                    continue
+                if isinstance(result, Message):
+                    draft.done.set_result(result)
+                else:
+                    draft.done.set_exception(RoomGone(draft.room))
+
+    def _insert_batch(self, batch: list[_Draft]) -> list[Message | None]:
+        sent_at = utc_now()
+        sent_ms = _to_ms(sent_at)
+        results: list[Message | None] = []
+        self._write.execute("BEGIN")
+        try:
+            for draft in batch:
+                try:
+                    cursor = self._write.execute(
+                        "INSERT INTO messages (room_code, author_id, author, body, sent_at)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (draft.room, draft.author_id, draft.author, draft.text, sent_ms),
+                    )
+                except sqlite3.IntegrityError:  # the room was deleted meanwhile
+                    results.append(None)
+                    continue
+                results.append(
+                    Message(cursor.lastrowid, draft.room, draft.author_id, draft.author,
+                            draft.text, _from_ms(sent_ms))
+                )
+            self._write.execute("COMMIT")
+        except BaseException:
+            self._write.execute("ROLLBACK")
+            raise
+        return results
+
+    async def page_before(self, room: str, before_id: int | None, limit: int) -> Page:
+        def query() -> Page:
+            rows = self._read.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_code = ? AND id < ?"
+                " ORDER BY id DESC LIMIT ?",
+                (room, before_id if before_id is not None else 2**63 - 1, limit + 1),
+            ).fetchall()
+            newest_first = [_message(row) for row in rows[:limit]]
+            return Page(newest_first[::-1], has_earlier=len(rows) > limit)
+
+        return await self._on_reader(query)
+
+    async def messages_after(self, room: str, after_id: int, limit: int) -> list[Message]:
+        def query() -> list[Message]:
+            rows = self._read.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_code = ? AND id > ?"
+                " ORDER BY id LIMIT ?",
+                (room, after_id, limit),
+            ).fetchall()
+            return [_message(row) for row in rows]
+
+        return await self._on_reader(query)
+
+    async def set_room_empty(self, room: str, since: datetime | None) -> None:
+        value = None if since is None else _to_ms(since)
+        await self._on_writer(
+            lambda: self._write.execute(
+                "UPDATE rooms SET empty_since = ? WHERE code = ?", (value, room)
+            )
+        )
+
+    async def set_unknown_rooms_empty(self, since: datetime) -> None:
+        await self._on_writer(
+            lambda: self._write.execute(
+                "UPDATE rooms SET empty_since = ? WHERE empty_since IS NULL", (_to_ms(since),)
+            )
+        )
+
+    async def delete_rooms_empty_since(self, cutoff: datetime) -> list[str]:
+        def delete() -> list[str]:
+            rows = self._write.execute(
+                "DELETE FROM rooms WHERE empty_since IS NOT NULL AND empty_since <= ?"
+                " RETURNING code",
+                (_to_ms(cutoff),),
+            ).fetchall()
+            return [code for (code,) in rows]
+
+        return await self._on_writer(delete)

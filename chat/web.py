@@ -1,0 +1,145 @@
+"""Web routes: the home form, the room page, posting without JavaScript, earlier
+messages and the health check. Thin: rules live in `chat.rooms`, work in the hub."""
+
+from __future__ import annotations
+
+import secrets
+
+from quart import (
+    Blueprint,
+    current_app,
+    flash,
+    get_flashed_messages,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from quart_schema import DataSource, RequestSchemaValidationError, validate_request
+from werkzeug.wrappers import Response
+
+from chat import rooms
+from chat.forms import JoinForm, MessageForm
+from chat.hub import Hub
+from chat.store import RoomGone
+
+blueprint = Blueprint("web", __name__)
+
+
+def _hub() -> Hub:
+    return current_app.extensions["chat.hub"]
+
+
+async def _home(status: int = 200, *, name: str = "", code: str = "", error: str | None = None):
+    errors = [error] if error else get_flashed_messages()
+    name = name or session.get("name", "")
+    page = await render_template("home.html", name=name, code=code, errors=errors)
+    return page, status
+
+
+@blueprint.get("/")
+async def home():
+    return await _home(code=rooms.normalize_code(request.args.get("code", ""))[:32])
+
+
+@blueprint.post("/")
+@validate_request(JoinForm, source=DataSource.FORM)
+async def join(data: JoinForm):
+    hub = _hub()
+    typed = {"name": data.name, "code": data.code}
+    try:
+        name = rooms.clean_name(data.name)
+    except rooms.RuleBroken as broken:
+        return await _home(400, error=str(broken), **typed)
+    if data.create is not None:
+        code = await hub.create_room()
+    else:
+        code = rooms.normalize_code(data.code)
+        if not code:
+            return await _home(400, error=rooms.CODE_MISSING, **typed)
+        if not await hub.room_exists(code):
+            return await _home(404, error=rooms.ROOM_MISSING, **typed)
+        if hub.is_full_for(code, session.get("user_id", "")):
+            return await _home(409, error=rooms.ROOM_FULL, **typed)
+    session["name"] = name
+    session.setdefault("user_id", secrets.token_urlsafe(16))
+    return redirect(url_for("web.room", code=code), 303)
+
+
+@blueprint.errorhandler(RequestSchemaValidationError)
+async def unreadable_form(_: RequestSchemaValidationError):
+    return await _home(400, error="The form could not be read. Please try again.")
+
+
+def _before_id() -> int | None:
+    raw = request.args.get("before", "")
+    return int(raw) if raw.isdecimal() and len(raw) < 19 else None
+
+
+async def _room_or_redirect(code: str) -> tuple[str, Response | None]:
+    """The normalized code, or the redirect for a visitor who cannot be in the room."""
+    if code != rooms.normalize_code(code):
+        return code, redirect(url_for("web.room", code=rooms.normalize_code(code)), 303)
+    if not session.get("name"):
+        return code, redirect(url_for("web.home", code=code), 303)
+    if not await _hub().room_exists(code):
+        await flash(rooms.ROOM_MISSING)
+        return code, redirect(url_for("web.home"), 303)
+    return code, None
+
+
+async def _room_page(code: str, status: int = 200, value: str = "", error: str | None = None):
+    hub = _hub()
+    before_id = _before_id()
+    page = await hub.latest_page(code, before_id)
+    invite = url_for("web.home", code=code, _external=True)
+    html = await render_template(
+        "room.html",
+        code=code,
+        page=page,
+        live=before_id is None,
+        invite=invite,
+        members=hub.presence.members(code),
+        value=value,
+        error=error,
+    )
+    return html, status
+
+
+@blueprint.get("/rooms/<code>")
+async def room(code: str):
+    code, refusal = await _room_or_redirect(code)
+    return refusal or await _room_page(code)
+
+
+@blueprint.post("/rooms/<code>/messages")
+@validate_request(MessageForm, source=DataSource.FORM)
+async def post_message(code: str, data: MessageForm):
+    code, refusal = await _room_or_redirect(code)
+    if refusal:
+        return refusal
+    try:
+        await _hub().post_message(code, session["user_id"], session["name"], data.message)
+    except rooms.RuleBroken as broken:
+        return await _room_page(code, 400, value=data.message, error=str(broken))
+    except RoomGone:
+        await flash(rooms.ROOM_MISSING)
+        return redirect(url_for("web.home"), 303)
+    return redirect(url_for("web.room", code=code), 303)
+
+
+@blueprint.get("/rooms/<code>/messages")
+async def earlier_messages(code: str):
+    code, refusal = await _room_or_redirect(code)
+    if refusal:
+        return refusal
+    page = await _hub().latest_page(code, _before_id())
+    return await render_template("fragments/earlier.html", code=code, page=page)
+
+
+@blueprint.get("/healthz")
+async def healthz():
+    if await _hub().store.ping():
+        return {"status": "ok"}, 200
+    return {"status": "unavailable", "reason": "database does not answer"}, 503
