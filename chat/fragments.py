@@ -17,6 +17,10 @@ from chat.store import Message
 
 class Fragments:
     def __init__(self, jinja: Environment) -> None:
+        # Quart's environment renders asynchronously; fragments are rendered on the hot
+        # path and inside callbacks, so they use a synchronous overlay of it (same
+        # loader, filters and globals).
+        jinja = jinja.overlay(enable_async=False)
         self._message = jinja.get_template("fragments/message.html")
         self._notice = jinja.get_template("fragments/notice.html")
         self._members = jinja.get_template("fragments/members.html")

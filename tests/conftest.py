@@ -1,0 +1,53 @@
+"""Shared fixtures: settings on a fresh SQLite file, the app, and Quart's test client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from quart import Quart
+from quart.typing import TestClientProtocol
+
+from chat import create_app
+from chat.settings import Settings, load_settings
+
+ORIGIN = "http://localhost"
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path):
+    """Settings on a fresh database in `tmp_path`; keyword arguments override fields."""
+
+    def make(**overrides: object) -> Settings:
+        env = {"CHAT_DATABASE_URL": f"sqlite:///{tmp_path / 'chat.db'}"}
+        defaults = {"leave_grace": 0.05, "message_rate": None, "join_fail_rate": None,
+                    "create_rate": None}
+        return load_settings(env, **{**defaults, **overrides})
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Quart]:
+    app = create_app(settings)
+    async with app.test_app():
+        yield app
+
+
+@pytest.fixture
+def client(app: Quart) -> TestClientProtocol:
+    return app.test_client()
+
+
+async def join_room(client: TestClientProtocol, name: str, code: str | None = None) -> str:
+    """Join `code` (or create a room when None) as `name`; the room's code."""
+    form = {"name": name, "create": "1"} if code is None else {"name": name, "code": code, "join": "1"}
+    response = await client.post("/", form=form)
+    assert response.status_code == 303, await response.get_data(as_text=True)
+    return response.headers["Location"].rsplit("/", 1)[1]
