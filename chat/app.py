@@ -8,7 +8,7 @@ from datetime import datetime
 from quart import Quart
 from quart_schema import QuartSchema
 
-from chat import assets, live, web
+from chat import assets, live, security, web
 from chat.broker import open_broker
 from chat.fragments import Fragments
 from chat.hub import Hub
@@ -43,6 +43,8 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.jinja_env.filters["iso_utc"] = _iso_utc
     app.jinja_env.filters["readable_utc"] = _readable_utc
     app.jinja_env.globals["message_max"] = settings.message_max
+    app.jinja_env.globals["csrf_token"] = security.csrf_token
+    app.after_request(security.add_security_headers)
     app.register_blueprint(assets.vendor_blueprint())
     app.register_blueprint(web.blueprint)
     app.register_blueprint(live.blueprint)

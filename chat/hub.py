@@ -14,6 +14,7 @@ from chat import rooms
 from chat.broker import Broker, RoomEvent, Subscriber
 from chat.fragments import Fragments
 from chat.presence import Presence
+from chat.ratelimits import RateLimits
 from chat.settings import Settings
 from chat.store import Message, Page, Store, utc_now
 
@@ -24,11 +25,13 @@ log = logging.getLogger("chat")
 NEW_ROOM_GRACE = timedelta(seconds=60)
 SWEEP_EVERY = 30.0
 CATCH_UP_PAGE = 200
+SLOW_DOWN = "You are sending messages too quickly. Please wait a moment."
 
 
 class Hub:
     def __init__(self, settings: Settings, store: Store, broker: Broker, fragments: Fragments):
         self.settings = settings
+        self.rate_limits = RateLimits.from_settings(settings)
         self.store = store
         self.broker = broker
         self.fragments = fragments
@@ -67,13 +70,17 @@ class Hub:
     def is_full_for(self, code: str, user_id: str) -> bool:
         """A user already in the room always gets back in; others only while there is room."""
         presence = self.presence
-        return not presence.has(code, user_id) and presence.count(code) >= self.settings.room_capacity
+        return (
+            not presence.has(code, user_id) and presence.count(code) >= self.settings.room_capacity
+        )
 
     # Messages ----------------------------------------------------------------
 
     async def post_message(self, code: str, user_id: str, author: str, raw_text: str) -> Message:
         """Check, store, then publish; raises `RuleBroken` or `RoomGone`."""
         text = rooms.clean_message(raw_text, self.settings.message_max)
+        if not await self.rate_limits.messages.hit(user_id):
+            raise rooms.RuleBroken(SLOW_DOWN)
         message = await self.store.add_message(code, user_id, author, text)
         html = self.fragments.messages_frame((message,))
         self.broker.publish(RoomEvent(code, html, message.id))

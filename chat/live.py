@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 from quart import Blueprint, current_app, session, websocket
 
-from chat import rooms
+from chat import rooms, security
 from chat.broker import RoomEvent
 from chat.forms import MessageFrame
 from chat.hub import Hub
@@ -76,11 +75,6 @@ def _hub() -> Hub:
     return current_app.extensions["chat.hub"]
 
 
-def _same_origin() -> bool:
-    origin = websocket.headers.get("Origin", "")
-    return bool(origin) and urlsplit(origin).netloc.lower() == websocket.host.lower()
-
-
 def _after_id() -> int:
     raw = websocket.args.get("after", "0")
     return int(raw) if raw.isdecimal() and len(raw) < 19 else 0
@@ -90,7 +84,7 @@ async def _admit(hub: Hub, code: str) -> tuple[str, str]:
     user_id, name = session.get("user_id"), session.get("name")
     if not user_id or not name:
         raise Refused(POLICY_VIOLATION, "no session")
-    if not _same_origin():
+    if not security.is_same_origin(websocket.headers.get("Origin"), websocket.host):
         raise Refused(POLICY_VIOLATION, "foreign origin")
     if not await hub.room_exists(code):
         raise Refused(POLICY_VIOLATION, rooms.ROOM_MISSING)
@@ -122,7 +116,9 @@ async def room_socket(code: str) -> None:
             await asyncio.wait_for(websocket.close(close_code), CLOSE_TIMEOUT)
 
 
-async def _serve(hub: Hub, code: str, user_id: str, name: str, connection: Connection) -> int | None:
+async def _serve(
+    hub: Hub, code: str, user_id: str, name: str, connection: Connection
+) -> int | None:
     """Run reader and writer until one ends; the close code to send, if any."""
     writer = asyncio.create_task(connection.write(hub, code, _after_id()))
     reader = asyncio.create_task(_read(hub, code, user_id, name, connection))

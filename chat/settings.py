@@ -26,7 +26,7 @@ class Rate:
     """At most `count` events per `seconds`; `None` in a setting means the limit is off."""
 
     count: int
-    seconds: float
+    seconds: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +96,10 @@ def _rate(env: Mapping[str, str], name: str, default: Rate | None) -> Rate | Non
         return None
     count, _, seconds = raw.partition("/")
     try:
-        rate = Rate(int(count), float(seconds))
+        rate = Rate(int(count), int(seconds))
     except ValueError:
         raise SettingsError(f"{name} must be COUNT/SECONDS or 'off', got {raw!r}") from None
-    if rate.count < 1 or not 0 < rate.seconds < float("inf"):
+    if rate.count < 1 or rate.seconds < 1:
         raise SettingsError(f"{name} needs a positive count and window, got {raw!r}")
     return rate
 

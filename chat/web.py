@@ -19,12 +19,16 @@ from quart import (
 from quart_schema import DataSource, RequestSchemaValidationError, validate_request
 from werkzeug.wrappers import Response
 
-from chat import rooms
+from chat import rooms, security
 from chat.forms import JoinForm, MessageForm
 from chat.hub import Hub
 from chat.store import RoomGone
 
 blueprint = Blueprint("web", __name__)
+
+FORM_EXPIRED = "This form has expired. Please try again."
+TOO_MANY_JOINS = "Too many attempts to join. Please wait a minute and try again."
+TOO_MANY_ROOMS = "You have created many rooms in a short time. Please wait a minute."
 
 
 def _hub() -> Hub:
@@ -43,22 +47,41 @@ async def home():
     return await _home(code=rooms.normalize_code(request.args.get("code", ""))[:32])
 
 
+@blueprint.before_request
+async def check_csrf():
+    if request.method != "POST" or await security.csrf_is_valid():
+        return None
+    if request.path == "/":
+        form = await request.form
+        return await _home(
+            403, error=FORM_EXPIRED, name=form.get("name", ""), code=form.get("code", "")
+        )
+    return FORM_EXPIRED, 403
+
+
 @blueprint.post("/")
 @validate_request(JoinForm, source=DataSource.FORM)
 async def join(data: JoinForm):
     hub = _hub()
+    limits = hub.rate_limits
+    address = request.remote_addr or "unknown"
     typed = {"name": data.name, "code": data.code}
     try:
         name = rooms.clean_name(data.name)
     except rooms.RuleBroken as broken:
         return await _home(400, error=str(broken), **typed)
     if data.create is not None:
+        if not await limits.creations.hit(address):
+            return await _home(429, error=TOO_MANY_ROOMS, **typed)
         code = await hub.create_room()
     else:
         code = rooms.normalize_code(data.code)
         if not code:
             return await _home(400, error=rooms.CODE_MISSING, **typed)
+        if await limits.failed_joins.exhausted(address):
+            return await _home(429, error=TOO_MANY_JOINS, **typed)
         if not await hub.room_exists(code):
+            await limits.failed_joins.hit(address)
             return await _home(404, error=rooms.ROOM_MISSING, **typed)
         if hub.is_full_for(code, session.get("user_id", "")):
             return await _home(409, error=rooms.ROOM_FULL, **typed)

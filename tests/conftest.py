@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+import re
 from pathlib import Path
 
 import pytest
@@ -45,9 +46,24 @@ def client(app: Quart) -> TestClientProtocol:
     return app.test_client()
 
 
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+async def csrf_token(client: TestClientProtocol) -> str:
+    """The session's CSRF token, as the home form carries it (creates the session)."""
+    page = await (await client.get("/")).get_data(as_text=True)
+    return CSRF_FIELD.search(page).group(1)
+
+
+async def post_form(client: TestClientProtocol, path: str, form: dict[str, str]):
+    """POST a form the way a browser on our page does: with the token and our Origin."""
+    token = await csrf_token(client)
+    return await client.post(path, form={**form, "csrf_token": token}, headers={"Origin": ORIGIN})
+
+
 async def join_room(client: TestClientProtocol, name: str, code: str | None = None) -> str:
     """Join `code` (or create a room when None) as `name`; the room's code."""
     form = {"name": name, "create": "1"} if code is None else {"name": name, "code": code, "join": "1"}
-    response = await client.post("/", form=form)
+    response = await post_form(client, "/", form)
     assert response.status_code == 303, await response.get_data(as_text=True)
     return response.headers["Location"].rsplit("/", 1)[1]

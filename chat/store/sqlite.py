@@ -114,8 +114,10 @@ class SQLiteStore:
         if self._batcher:
             self._batcher.cancel()
             await asyncio.gather(self._batcher, return_exceptions=True)
-        for connection, thread in ((self._write, self._writer_thread),
-                                   (self._read, self._reader_thread)):
+        for connection, thread in (
+            (self._write, self._writer_thread),
+            (self._read, self._reader_thread),
+        ):
             if connection is not None:
                 await asyncio.get_running_loop().run_in_executor(thread, connection.close)
             thread.shutdown(wait=True)
@@ -190,8 +192,14 @@ class SQLiteStore:
                     results.append(None)
                     continue
                 results.append(
-                    Message(cursor.lastrowid, draft.room, draft.author_id, draft.author,
-                            draft.text, _from_ms(sent_ms))
+                    Message(
+                        cursor.lastrowid,
+                        draft.room,
+                        draft.author_id,
+                        draft.author,
+                        draft.text,
+                        _from_ms(sent_ms),
+                    )
                 )
             self._write.execute("COMMIT")
         except BaseException:
