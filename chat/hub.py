@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from chat import rooms
 from chat.broker import Broker, RoomEvent, Subscriber
 from chat.fragments import Fragments
-from chat.presence import Presence
+from chat.presence import LocalPresence, Presence
 from chat.ratelimits import RateLimits
 from chat.settings import Settings
 from chat.store import Message, Page, Store, utc_now
@@ -35,12 +36,13 @@ class Hub:
         self.store = store
         self.broker = broker
         self.fragments = fragments
-        self.presence = Presence(settings.leave_grace, self._left)
+        self.presence: Presence = LocalPresence(settings.leave_grace, self._left)
         self.closing = asyncio.Event()
         self._deletions: dict[str, asyncio.Task] = {}
         self._sweeper: asyncio.Task | None = None
 
     async def start(self) -> None:
+        await self.presence.start()
         await self.store.set_unknown_rooms_empty(utc_now())
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="room-sweeper")
 
@@ -51,6 +53,7 @@ class Hub:
             await asyncio.gather(self._sweeper, return_exceptions=True)
         for task in self._deletions.values():
             task.cancel()
+        await self.presence.stop()
 
     # Rooms -------------------------------------------------------------------
 
@@ -67,12 +70,12 @@ class Hub:
             return False
         return await self.store.room_exists(code)
 
-    def is_full_for(self, code: str, user_id: str) -> bool:
+    async def is_full_for(self, code: str, user_id: str) -> bool:
         """A user already in the room always gets back in; others only while there is room."""
         presence = self.presence
-        return (
-            not presence.has(code, user_id) and presence.count(code) >= self.settings.room_capacity
-        )
+        if await presence.has(code, user_id):
+            return False
+        return await presence.count(code) >= self.settings.room_capacity
 
     # Messages ----------------------------------------------------------------
 
@@ -89,44 +92,45 @@ class Hub:
     async def latest_page(self, code: str, before_id: int | None = None) -> Page:
         return await self.store.page_before(code, before_id, self.settings.page_size)
 
-    async def catch_up_frames(self, code: str, after_id: int):
-        """Frames holding every message after `after_id`, oldest first, a page per frame."""
+    async def catch_up_frames(
+        self, code: str, after_id: int
+    ) -> AsyncIterator[tuple[list[int], str]]:
+        """Every message after `after_id`, oldest first: (their ids, frame) a page at a time."""
         while True:
             missed = await self.store.messages_after(code, after_id, CATCH_UP_PAGE)
             if not missed:
                 return
             after_id = missed[-1].id
-            yield after_id, self.fragments.messages_frame(missed)
+            yield [message.id for message in missed], self.fragments.messages_frame(missed)
 
     # Presence ----------------------------------------------------------------
 
     async def enter(self, code: str, user_id: str, name: str, subscriber: Subscriber) -> None:
         await self.broker.subscribe(code, subscriber)
-        if not self.presence.arrive(code, user_id, name):
+        if not await self.presence.arrive(code, user_id, name):
             return
         self._cancel_deletion(code)
         await self.store.set_room_empty(code, None)
         log.info("user entered: room=%s user=%s", code, user_id)
-        self._announce(code, f"{name} has entered the room")
+        await self._announce(code, f"{name} has entered the room")
 
     async def exit(self, code: str, user_id: str, subscriber: Subscriber) -> None:
         await self.broker.unsubscribe(code, subscriber)
-        self.presence.depart(code, user_id)
+        await self.presence.depart(code, user_id)
 
     async def _left(self, code: str, user_id: str, name: str) -> None:
         log.info("user left: room=%s user=%s", code, user_id)
-        self._announce(code, f"{name} has left the room")
-        if self.presence.count(code) == 0:
+        await self._announce(code, f"{name} has left the room")
+        if await self.presence.count(code) == 0:
             await self.store.set_room_empty(code, utc_now())
             self._schedule_deletion(code)
 
-    def _announce(self, code: str, notice: str) -> None:
-        fragments = self.fragments
-        html = fragments.notice_frame(notice) + fragments.members_frame(self.presence.members(code))
+    async def _announce(self, code: str, notice: str) -> None:
+        html = self.fragments.notice_frame(notice) + await self.members_frame(code)
         self.broker.publish(RoomEvent(code, html))
 
-    def members_frame(self, code: str) -> str:
-        return self.fragments.members_frame(self.presence.members(code))
+    async def members_frame(self, code: str) -> str:
+        return self.fragments.members_frame(await self.presence.members(code))
 
     # Deleting empty rooms ----------------------------------------------------
 

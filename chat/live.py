@@ -40,12 +40,11 @@ class Refused(Exception):
 
 
 class Connection:
-    """One socket's outgoing side: a bounded queue and the watermark of sent messages."""
+    """One socket's outgoing side: a bounded queue drained by one writer."""
 
     def __init__(self, queue_size: int) -> None:
         self.queue: asyncio.Queue[tuple[int | None, str]] = asyncio.Queue(queue_size)
         self.overflowed = asyncio.Event()
-        self.sent_up_to = 0
 
     def __call__(self, event: RoomEvent) -> None:
         self.push(event.html, event.message_id)
@@ -57,17 +56,22 @@ class Connection:
             self.overflowed.set()
 
     async def write(self, hub: Hub, code: str, after_id: int) -> None:
-        self.sent_up_to = after_id
-        await websocket.send(hub.members_frame(code))
-        async for last_id, frame in hub.catch_up_frames(code, after_id):
+        """Send the member list and what the page missed, then everything queued.
+
+        The subscription started before the catch-up was read, so a message can be in
+        both; it is skipped the second time. Ids are compared one by one, not against a
+        high-water mark: with several processes a message may arrive after a newer one.
+        """
+        await websocket.send(await hub.members_frame(code))
+        caught_up: set[int] = set()
+        async for message_ids, frame in hub.catch_up_frames(code, after_id):
             await websocket.send(frame)
-            self.sent_up_to = last_id
+            caught_up.update(message_ids)
         while True:
             message_id, html = await self.queue.get()
-            if message_id is not None:
-                if message_id <= self.sent_up_to:
-                    continue  # already sent by the catch-up
-                self.sent_up_to = message_id
+            if message_id in caught_up:
+                caught_up.discard(message_id)
+                continue
             await websocket.send(html)
 
 
@@ -88,7 +92,7 @@ async def _admit(hub: Hub, code: str) -> tuple[str, str]:
         raise Refused(POLICY_VIOLATION, "foreign origin")
     if not await hub.room_exists(code):
         raise Refused(POLICY_VIOLATION, rooms.ROOM_MISSING)
-    if hub.is_full_for(code, user_id):
+    if await hub.is_full_for(code, user_id):
         raise Refused(POLICY_VIOLATION, rooms.ROOM_FULL)
     return user_id, name
 

@@ -2,7 +2,8 @@
 
 A user's first connection makes them arrive; their last connection going starts a grace
 period, and only if none comes back in it do they leave. A page refresh therefore
-neither leaves nor enters.
+neither leaves nor enters. `Presence` is the boundary; `LocalPresence` counts the
+connections of this one process.
 """
 
 from __future__ import annotations
@@ -10,8 +11,29 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 OnLeft = Callable[[str, str, str], Awaitable[None]]
+
+
+class Presence(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def arrive(self, room: str, user_id: str, name: str) -> bool:
+        """Count a new connection; True when the user was in the room nowhere before."""
+
+    async def depart(self, room: str, user_id: str) -> None:
+        """Count a closed connection; after the grace period with none back, the user
+        has left and `on_left(room, user_id, name)` runs."""
+
+    async def members(self, room: str) -> list[str]:
+        """Display names of the room's users, sorted."""
+
+    async def has(self, room: str, user_id: str) -> bool: ...
+
+    async def count(self, room: str) -> int: ...
 
 
 @dataclass(slots=True)
@@ -21,25 +43,32 @@ class _Member:
     leaving: asyncio.TimerHandle | None = field(default=None, repr=False)
 
 
-class Presence:
+class LocalPresence:
     def __init__(self, grace: float, on_left: OnLeft) -> None:
         self._grace = grace
         self._on_left = on_left
         self._rooms: dict[str, dict[str, _Member]] = {}
         self._pending: set[asyncio.Task] = set()
 
-    def members(self, room: str) -> list[str]:
-        """Display names of the room's users, sorted for a stable list."""
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        for members in self._rooms.values():
+            for member in members.values():
+                if member.leaving is not None:
+                    member.leaving.cancel()
+
+    async def members(self, room: str) -> list[str]:
         return sorted(member.name for member in self._rooms.get(room, {}).values())
 
-    def count(self, room: str) -> int:
+    async def count(self, room: str) -> int:
         return len(self._rooms.get(room, {}))
 
-    def has(self, room: str, user_id: str) -> bool:
+    async def has(self, room: str, user_id: str) -> bool:
         return user_id in self._rooms.get(room, {})
 
-    def arrive(self, room: str, user_id: str, name: str) -> bool:
-        """Count a new connection; True when the user was not in the room before."""
+    async def arrive(self, room: str, user_id: str, name: str) -> bool:
         members = self._rooms.setdefault(room, {})
         member = members.get(user_id)
         if member is None:
@@ -53,8 +82,7 @@ class Presence:
         member.connections += 1
         return arrived
 
-    def depart(self, room: str, user_id: str) -> None:
-        """Count a closed connection; the last one starts the grace period."""
+    async def depart(self, room: str, user_id: str) -> None:
         member = self._rooms.get(room, {}).get(user_id)
         if member is None:
             return

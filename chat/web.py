@@ -83,7 +83,7 @@ async def join(data: JoinForm):
         if not await hub.room_exists(code):
             await limits.failed_joins.hit(address)
             return await _home(404, error=rooms.ROOM_MISSING, **typed)
-        if hub.is_full_for(code, session.get("user_id", "")):
+        if await hub.is_full_for(code, session.get("user_id", "")):
             return await _home(409, error=rooms.ROOM_FULL, **typed)
     session["name"] = name
     session.setdefault("user_id", secrets.token_urlsafe(16))
@@ -123,7 +123,7 @@ async def _room_page(code: str, status: int = 200, value: str = "", error: str |
         page=page,
         live=before_id is None,
         invite=invite,
-        members=hub.presence.members(code),
+        members=await hub.presence.members(code),
         value=value,
         error=error,
     )

@@ -1,0 +1,279 @@
+"""PostgreSQL store: the shared store, for several processes or machines on one database.
+
+Everything goes through a small asyncpg pool. Messages arriving together are committed
+in one transaction by a batching task, like the SQLite store's writer (each caller still
+waits for its own commit). Times are `timestamptz` cut to the millisecond, so they come
+back exactly as the SQLite store returns them and fragments render the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from importlib import resources
+
+import asyncpg
+
+from chat.store import Message, Page, RoomGone, utc_now
+
+_MESSAGE_COLUMNS = "id, room_code, author_id, author, body, sent_at"
+
+# pg_advisory_xact_lock key for migrations: "chatmigr" read as a big-endian int64.
+_MIGRATION_LOCK = int.from_bytes(b"chatmigr", "big", signed=True)
+
+# A batch that meets a deadlock (or, in theory, a room deleted under it) is retried
+# this many times in all before its callers see the error.
+_BATCH_ATTEMPTS = 3
+
+_CLOSE_DRAIN_SECONDS = 5.0
+_PING_SECONDS = 5.0
+
+
+class StoreClosed(RuntimeError):
+    """The store was closed before the message could be committed."""
+
+
+def _ms(moment: datetime) -> datetime:
+    """`moment` in UTC, cut to the millisecond (what the SQLite store keeps)."""
+    moment = moment.astimezone(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def _message(row: asyncpg.Record) -> Message:
+    id_, room, author_id, author, body, sent_at = row
+    return Message(id_, room, author_id, author, body, sent_at)
+
+
+def _migrations() -> list[tuple[int, str]]:
+    folder = resources.files("chat.store") / "migrations" / "postgres"
+    scripts = [entry for entry in folder.iterdir() if entry.name.endswith(".sql")]
+    return sorted((int(entry.name.split("_", 1)[0]), entry.read_text()) for entry in scripts)
+
+
+async def _migrate(connection: asyncpg.Connection) -> None:
+    # The advisory lock is held until the transaction ends, so workers starting together
+    # migrate one after another and the later ones find nothing left to do. DDL is
+    # transactional in PostgreSQL: a failing script leaves no half-built schema.
+    async with connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+        await connection.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        current = await connection.fetchval(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations"
+        )
+        for version, script in _migrations():
+            if version > current:
+                await connection.execute(script)  # simple protocol: several statements
+                await connection.execute(
+                    "INSERT INTO schema_migrations (version) VALUES ($1)", version
+                )
+
+
+class _Draft:
+    __slots__ = ("author", "author_id", "done", "room", "text")
+
+    def __init__(self, room: str, author_id: str, author: str, text: str, done: asyncio.Future):
+        self.room, self.author_id, self.author, self.text = room, author_id, author, text
+        self.done = done
+
+
+class PostgresStore:
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.url = url
+        self._pool_size = (min_size, max_size)
+        self._pool: asyncpg.Pool | None = None
+        self._drafts: list[_Draft] = []
+        self._drafts_waiting = asyncio.Event()
+        self._batcher: asyncio.Task | None = None
+        self._closing = False
+
+    async def open(self) -> None:
+        min_size, max_size = self._pool_size
+        self._pool = await asyncpg.create_pool(self.url, min_size=min_size, max_size=max_size)
+        try:
+            async with self._pool.acquire() as connection:
+                await _migrate(connection)
+        except BaseException:
+            await self._pool.close()
+            raise
+        self._batcher = asyncio.create_task(self._commit_batches(), name="postgres-batcher")
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._batcher:
+            # Commit what is already queued, then stop; give up after a while.
+            self._drafts_waiting.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._batcher), _CLOSE_DRAIN_SECONDS)
+            except TimeoutError:
+                self._batcher.cancel()
+            await asyncio.gather(self._batcher, return_exceptions=True)
+        if self._pool is not None:
+            try:
+                await asyncio.wait_for(self._pool.close(), _CLOSE_DRAIN_SECONDS)
+            except TimeoutError:
+                self._pool.terminate()
+
+    async def ping(self) -> bool:
+        try:
+            async with self._pool.acquire(timeout=_PING_SECONDS) as connection:
+                await connection.fetchval("SELECT 1", timeout=_PING_SECONDS)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return False
+        return True
+
+    async def add_room(self, code: str, empty_from: datetime) -> bool:
+        inserted = await self._pool.fetchval(
+            "INSERT INTO rooms (code, created_at, empty_since) VALUES ($1, $2, $3)"
+            " ON CONFLICT (code) DO NOTHING RETURNING true",
+            code, _ms(utc_now()), _ms(empty_from),
+        )
+        return bool(inserted)
+
+    async def room_exists(self, code: str) -> bool:
+        row = await self._pool.fetchval("SELECT true FROM rooms WHERE code = $1", code)
+        return bool(row)
+
+    # Messages ----------------------------------------------------------------
+
+    async def add_message(self, room: str, author_id: str, author: str, text: str) -> Message:
+        if self._closing:
+            raise StoreClosed("the store is closed")
+        done = asyncio.get_running_loop().create_future()
+        self._drafts.append(_Draft(room, author_id, author, text, done))
+        self._drafts_waiting.set()
+        return await done
+
+    async def _commit_batches(self) -> None:
+        try:
+            while True:
+                await self._drafts_waiting.wait()
+                self._drafts_waiting.clear()
+                batch, self._drafts = self._drafts, []
+                if batch:
+                    await self._commit(batch)
+                if self._closing and not self._drafts:
+                    return
+        finally:
+            # Cancelled by close(), or nothing left: nobody may wait forever.
+            for draft in self._drafts:
+                if not draft.done.done():
+                    draft.done.set_exception(StoreClosed("the store is closed"))
+            self._drafts = []
+
+    async def _commit(self, batch: list[_Draft]) -> None:
+        try:
+            results = await self._insert_batch(batch)
+        except asyncio.CancelledError:
+            for draft in batch:
+                if not draft.done.done():
+                    draft.done.set_exception(StoreClosed("the store is closed"))
+            raise
+        except Exception as error:  # a failed commit fails every caller in it
+            for draft in batch:
+                if not draft.done.done():
+                    draft.done.set_exception(error)
+            return
+        for draft, result in zip(batch, results, strict=True):
+            if draft.done.done():
+                continue
+            if isinstance(result, Message):
+                draft.done.set_result(result)
+            else:
+                draft.done.set_exception(RoomGone(draft.room))
+
+    async def _insert_batch(self, batch: list[_Draft]) -> list[Message | None]:
+        for attempt in range(1, _BATCH_ATTEMPTS + 1):
+            try:
+                async with self._pool.acquire() as connection, connection.transaction():
+                    return await self._insert_in(connection, batch)
+            except (asyncpg.DeadlockDetectedError, asyncpg.ForeignKeyViolationError):
+                # Nothing was committed; the next attempt sees the rooms as they are now.
+                if attempt == _BATCH_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _insert_in(
+        self, connection: asyncpg.Connection, batch: list[_Draft]
+    ) -> list[Message | None]:
+        # Locking the rooms' rows (in code order, so two batches cannot deadlock) does two
+        # things. A sequence hands out ids before commit, so without it two processes
+        # could commit a room's ids out of order and a page catching up "after id N"
+        # would miss the late one; with it, a room's messages commit in id order. And it
+        # tells which rooms still exist: a locked room cannot be deleted before we
+        # commit, and the rest are gone. (The foreign key stays as the last word: if it
+        # ever fires, the batch is retried and that room is found missing.)
+        rows = await connection.fetch(
+            "SELECT code FROM rooms WHERE code = ANY($1::text[]) ORDER BY code"
+            " FOR NO KEY UPDATE",
+            sorted({draft.room for draft in batch}),
+        )
+        present = {row["code"] for row in rows}
+        kept = [draft for draft in batch if draft.room in present]
+        sent_at = _ms(utc_now())
+        ids: list[int] = []
+        if kept:
+            rows = await connection.fetch(
+                "INSERT INTO messages (room_code, author_id, author, body, sent_at)"
+                " SELECT d.room, d.author_id, d.author, d.body, $5::timestamptz"
+                " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])"
+                " WITH ORDINALITY AS d (room, author_id, author, body, n)"
+                " ORDER BY d.n RETURNING id",
+                [draft.room for draft in kept],
+                [draft.author_id for draft in kept],
+                [draft.author for draft in kept],
+                [draft.text for draft in kept],
+                sent_at,
+            )
+            # Rows are numbered in the order they are inserted, so the sorted ids
+            # belong to the drafts in batch order.
+            ids = sorted(row["id"] for row in rows)
+        fresh = iter(ids)
+        return [
+            Message(next(fresh), draft.room, draft.author_id, draft.author, draft.text, sent_at)
+            if draft.room in present
+            else None
+            for draft in batch
+        ]
+
+    async def page_before(self, room: str, before_id: int | None, limit: int) -> Page:
+        rows = await self._pool.fetch(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_code = $1 AND id < $2"
+            " ORDER BY id DESC LIMIT $3",
+            room, before_id if before_id is not None else 2**63 - 1, limit + 1,
+        )
+        newest_first = [_message(row) for row in rows[:limit]]
+        return Page(newest_first[::-1], has_earlier=len(rows) > limit)
+
+    async def messages_after(self, room: str, after_id: int, limit: int) -> list[Message]:
+        rows = await self._pool.fetch(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_code = $1 AND id > $2"
+            " ORDER BY id LIMIT $3",
+            room, after_id, limit,
+        )
+        return [_message(row) for row in rows]
+
+    # Empty rooms ---------------------------------------------------------------
+
+    async def set_room_empty(self, room: str, since: datetime | None) -> None:
+        value = None if since is None else _ms(since)
+        await self._pool.execute("UPDATE rooms SET empty_since = $1 WHERE code = $2", value, room)
+
+    async def set_unknown_rooms_empty(self, since: datetime) -> None:
+        await self._pool.execute(
+            "UPDATE rooms SET empty_since = $1 WHERE empty_since IS NULL", _ms(since)
+        )
+
+    async def delete_rooms_empty_since(self, cutoff: datetime) -> list[str]:
+        # Lock in code order, as message batches do, so the two never deadlock; the lock
+        # re-checks empty_since, so a room someone entered meanwhile is kept.
+        rows = await self._pool.fetch(
+            "DELETE FROM rooms WHERE code IN ("
+            " SELECT code FROM rooms WHERE empty_since <= $1 ORDER BY code FOR UPDATE)"
+            " RETURNING code",
+            _ms(cutoff),
+        )
+        return [row["code"] for row in rows]
