@@ -38,6 +38,8 @@ class Hub:
         self.fragments = fragments
         self.presence: Presence = LocalPresence(settings.leave_grace, self._left)
         self.closing = asyncio.Event()
+        self.resync = asyncio.Event()
+        broker.on_recovered(self._resync_connections)
         self._deletions: dict[str, asyncio.Task] = {}
         self._sweeper: asyncio.Task | None = None
 
@@ -54,6 +56,13 @@ class Hub:
         for task in self._deletions.values():
             task.cancel()
         await self.presence.stop()
+
+    def _resync_connections(self) -> None:
+        """Close every live connection with "try again": each reconnects and catches up
+        from the store what the broker could not deliver."""
+        log.warning("fan-out recovered: asking live connections to catch up")
+        self.resync.set()
+        self.resync = asyncio.Event()
 
     # Rooms -------------------------------------------------------------------
 

@@ -128,7 +128,8 @@ async def _serve(
     reader = asyncio.create_task(_read(hub, code, user_id, name, connection))
     overflow = asyncio.create_task(connection.overflowed.wait())
     closing = asyncio.create_task(hub.closing.wait())
-    tasks = (writer, reader, overflow, closing)
+    resync = asyncio.create_task(hub.resync.wait())
+    tasks = (writer, reader, overflow, closing, resync)
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -137,6 +138,8 @@ async def _serve(
         await asyncio.gather(*tasks, return_exceptions=True)
     if overflow in done:
         log.info("connection fell behind, closing: room=%s user=%s", code, user_id)
+        return TRY_AGAIN_LATER
+    if resync in done:
         return TRY_AGAIN_LATER
     if closing in done:
         return SERVICE_RESTART

@@ -108,7 +108,7 @@ def _database_url(env: Mapping[str, str]) -> str:
     url = env.get("CHAT_DATABASE_URL", "").strip()
     if url and not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise SettingsError(
-            "CHAT_DATABASE_URL must start with sqlite:/// (or postgresql:// once supported), "
+            "CHAT_DATABASE_URL must start with sqlite:///, postgresql:// or postgres://, "
             f"got {url!r}"
         )
     return url

@@ -37,6 +37,14 @@ class Broker(Protocol):
 
     async def unsubscribe(self, room: str, subscriber: Subscriber) -> None: ...
 
+    def on_recovered(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after fan-out was interrupted and works again: events of the
+        gap may be lost, so connections must catch up from the store."""
+
+    @property
+    def healthy(self) -> bool:
+        """False while events cannot reach other processes."""
+
 
 class LocalFanout:
     """Subscribers of this process, by room; what every broker delivers into."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from chat.broker import LocalFanout, RoomEvent, Subscriber
 
 
@@ -23,3 +25,10 @@ class InProcessBroker:
 
     async def unsubscribe(self, room: str, subscriber: Subscriber) -> None:
         self._fanout.discard(room, subscriber)
+
+    def on_recovered(self, callback: Callable[[], None]) -> None:
+        pass  # delivery within one process is never interrupted
+
+    @property
+    def healthy(self) -> bool:
+        return True

@@ -83,13 +83,18 @@ class Store(Protocol):
 
 
 async def open_store(settings: Settings) -> Store:
-    path = settings.sqlite_path
-    if path is None:
-        raise SettingsError(
-            f"CHAT_DATABASE_URL {settings.database_url!r} names a store this build lacks"
-        )
-    from chat.store.sqlite import SQLiteStore
+    url = settings.database_url
+    store: Store
+    if url.startswith(("postgresql://", "postgres://")):
+        from chat.store.postgres import PostgresStore
 
-    store = SQLiteStore(path)
+        store = PostgresStore(url)
+    else:
+        path = settings.sqlite_path
+        if path is None:
+            raise SettingsError(f"CHAT_DATABASE_URL {url!r} names a store this build lacks")
+        from chat.store.sqlite import SQLiteStore
+
+        store = SQLiteStore(path)
     await store.open()
     return store
