@@ -14,7 +14,7 @@ from datetime import timedelta
 from chat import rooms
 from chat.broker import Broker, RoomEvent, Subscriber
 from chat.fragments import Fragments
-from chat.presence import LocalPresence, Presence
+from chat.presence import Presence, open_presence
 from chat.ratelimits import RateLimits
 from chat.settings import Settings
 from chat.store import Message, Page, Store, utc_now
@@ -36,7 +36,7 @@ class Hub:
         self.store = store
         self.broker = broker
         self.fragments = fragments
-        self.presence: Presence = LocalPresence(settings.leave_grace, self._left)
+        self.presence: Presence = open_presence(settings, settings.leave_grace, self._left)
         self.closing = asyncio.Event()
         self.resync = asyncio.Event()
         broker.on_recovered(self._resync_connections)
@@ -97,6 +97,12 @@ class Hub:
         html = self.fragments.messages_frame((message,))
         self.broker.publish(RoomEvent(code, html, message.id))
         return message
+
+    async def keep_alive_without_socket(self, code: str) -> None:
+        """A post from a page without JavaScript (no live connection) restarts the
+        empty-room clock, so a room used that way is not deleted under its users."""
+        if await self.presence.count(code) == 0:
+            await self.store.set_room_empty(code, utc_now() + NEW_ROOM_GRACE)
 
     async def latest_page(self, code: str, before_id: int | None = None) -> Page:
         return await self.store.page_before(code, before_id, self.settings.page_size)

@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from chat.settings import Settings
 
 OnLeft = Callable[[str, str, str], Awaitable[None]]
 
@@ -102,3 +105,12 @@ class LocalPresence:
         task = asyncio.get_running_loop().create_task(self._on_left(room, user_id, member.name))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+
+def open_presence(settings: Settings, grace: float, on_left: OnLeft) -> Presence:
+    """Presence shared through Redis when `CHAT_BROKER_URL` is set, else this process's."""
+    if settings.broker_url:
+        from chat.redis_presence import RedisPresence
+
+        return RedisPresence(settings.broker_url, grace, on_left)
+    return LocalPresence(grace, on_left)

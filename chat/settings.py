@@ -57,9 +57,9 @@ class Settings:
 
     @property
     def ws_frame_max(self) -> int:
-        """Largest WebSocket frame worth reading: a full message in 4-byte UTF-8 plus
-        the JSON and the headers htmx adds."""
-        return self.message_max * 4 + 4096
+        """Largest WebSocket frame worth reading: a full message with every character
+        JSON-escaped as a surrogate pair (12 characters), plus the headers htmx adds."""
+        return self.message_max * 12 + 4096
 
 
 def _integer(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:

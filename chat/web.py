@@ -35,9 +35,13 @@ def _hub() -> Hub:
     return current_app.extensions["chat.hub"]
 
 
-async def _home(status: int = 200, *, name: str = "", code: str = "", error: str | None = None):
+async def _home(
+    status: int = 200, *, name: str | None = None, code: str = "", error: str | None = None
+):
+    """The home page; `name` is what was typed, None to offer the session's name."""
     errors = [error] if error else get_flashed_messages()
-    name = name or session.get("name", "")
+    if name is None:
+        name = session.get("name", "")
     page = await render_template("home.html", name=name, code=code, errors=errors)
     return page, status
 
@@ -142,8 +146,10 @@ async def post_message(code: str, data: MessageForm):
     code, refusal = await _room_or_redirect(code)
     if refusal:
         return refusal
+    hub = _hub()
     try:
-        await _hub().post_message(code, session["user_id"], session["name"], data.message)
+        await hub.post_message(code, session["user_id"], session["name"], data.message)
+        await hub.keep_alive_without_socket(code)
     except rooms.RuleBroken as broken:
         return await _room_page(code, 400, value=data.message, error=str(broken))
     except RoomGone:

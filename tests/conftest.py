@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,8 +22,12 @@ def make_settings(tmp_path: Path):
 
     def make(**overrides: object) -> Settings:
         env = {"CHAT_DATABASE_URL": f"sqlite:///{tmp_path / 'chat.db'}"}
-        defaults = {"leave_grace": 0.05, "message_rate": None, "join_fail_rate": None,
-                    "create_rate": None}
+        defaults = {
+            "leave_grace": 0.05,
+            "message_rate": None,
+            "join_fail_rate": None,
+            "create_rate": None,
+        }
         return load_settings(env, **{**defaults, **overrides})
 
     return make
@@ -63,7 +67,9 @@ async def post_form(client: TestClientProtocol, path: str, form: dict[str, str])
 
 async def join_room(client: TestClientProtocol, name: str, code: str | None = None) -> str:
     """Join `code` (or create a room when None) as `name`; the room's code."""
-    form = {"name": name, "create": "1"} if code is None else {"name": name, "code": code, "join": "1"}
+    form = (
+        {"name": name, "create": "1"} if code is None else {"name": name, "code": code, "join": "1"}
+    )
     response = await post_form(client, "/", form)
     assert response.status_code == 303, await response.get_data(as_text=True)
     return response.headers["Location"].rsplit("/", 1)[1]

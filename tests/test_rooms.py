@@ -92,7 +92,12 @@ def test_names_with_control_or_invisible_characters_are_refused(typed):
 
 @pytest.mark.parametrize(
     ("typed", "name"),
-    [("Zoë 李", "Zoë 李"), ("  Ann  ", "Ann"), ("José María", "José María"), ("Ωmega-7", "Ωmega-7")],
+    [
+        ("Zoë 李", "Zoë 李"),
+        ("  Ann  ", "Ann"),
+        ("José María", "José María"),
+        ("Ωmega-7", "Ωmega-7"),
+    ],
 )
 def test_ordinary_unicode_names_are_accepted_trimmed(typed, name):
     assert clean_name(typed) == name

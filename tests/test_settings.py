@@ -83,7 +83,10 @@ def test_postgresql_url_is_accepted_but_is_not_sqlite():
     assert settings.sqlite_path is None
 
 
-@pytest.mark.parametrize("variable", ["CHAT_MESSAGE_RATE", "CHAT_JOIN_FAIL_RATE", "CHAT_CREATE_RATE"])
+RATES = ["CHAT_MESSAGE_RATE", "CHAT_JOIN_FAIL_RATE", "CHAT_CREATE_RATE"]
+
+
+@pytest.mark.parametrize("variable", RATES)
 @pytest.mark.parametrize("value", ["off", "OFF", " Off "])
 def test_off_disables_a_rate(variable, value):
     field = variable.removeprefix("CHAT_").lower()

@@ -75,12 +75,20 @@ class LocalFanout:
 
 
 async def open_broker(settings: Settings) -> Broker:
-    if settings.broker_url:
+    """The broker `CHAT_BROKER_URL` names, started: Redis for redis:// URLs, else the
+    in-process one (which refuses to start when another process serves the database)."""
+    broker: Broker
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        from chat.broker.redis import RedisBroker
+
+        broker = RedisBroker(settings.broker_url)
+    elif settings.broker_url:
         raise SettingsError(
             f"CHAT_BROKER_URL {settings.broker_url!r} names a broker this build lacks"
         )
-    from chat.broker.memory import InProcessBroker
+    else:
+        from chat.broker.memory import InProcessBroker, lock_path
 
-    broker = InProcessBroker()
+        broker = InProcessBroker(lock_path(settings))
     await broker.start()
     return broker

@@ -13,6 +13,10 @@ from typing import Protocol
 from chat.settings import Settings, SettingsError
 
 
+class StoreClosed(RuntimeError):
+    """The store was closed before the message could be committed."""
+
+
 class RoomGone(LookupError):
     """The room was deleted (or never existed) while something was being done in it."""
 
@@ -51,7 +55,8 @@ class Store(Protocol):
     async def open(self) -> None:
         """Connect and bring the schema up to date (safe when several processes start)."""
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Commit the messages already queued (or fail their callers), then disconnect."""
 
     async def ping(self) -> bool:
         """True when the database answers."""
@@ -64,7 +69,8 @@ class Store(Protocol):
 
     async def add_message(self, room: str, author_id: str, author: str, text: str) -> Message:
         """Store a message with the server's time; returns once it is committed.
-        Raises `RoomGone` when the room no longer exists."""
+        Within a room, ids commit in increasing order (so "after id N" misses nothing).
+        Raises `RoomGone` when the room no longer exists, `StoreClosed` after close."""
 
     async def page_before(self, room: str, before_id: int | None, limit: int) -> Page:
         """The `limit` newest messages older than `before_id` (all when None)."""

@@ -14,7 +14,8 @@ from importlib import resources
 
 import asyncpg
 
-from chat.store import Message, Page, RoomGone, utc_now
+from chat.store import Message, Page, utc_now
+from chat.store.batching import Batcher, Draft
 
 _MESSAGE_COLUMNS = "id, room_code, author_id, author, body, sent_at"
 
@@ -27,10 +28,6 @@ _BATCH_ATTEMPTS = 3
 
 _CLOSE_DRAIN_SECONDS = 5.0
 _PING_SECONDS = 5.0
-
-
-class StoreClosed(RuntimeError):
-    """The store was closed before the message could be committed."""
 
 
 def _ms(moment: datetime) -> datetime:
@@ -72,23 +69,12 @@ async def _migrate(connection: asyncpg.Connection) -> None:
                 )
 
 
-class _Draft:
-    __slots__ = ("author", "author_id", "done", "room", "text")
-
-    def __init__(self, room: str, author_id: str, author: str, text: str, done: asyncio.Future):
-        self.room, self.author_id, self.author, self.text = room, author_id, author, text
-        self.done = done
-
-
 class PostgresStore:
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self.url = url
         self._pool_size = (min_size, max_size)
         self._pool: asyncpg.Pool | None = None
-        self._drafts: list[_Draft] = []
-        self._drafts_waiting = asyncio.Event()
-        self._batcher: asyncio.Task | None = None
-        self._closing = False
+        self._batcher = Batcher(self._insert_batch, "postgres-batcher")
 
     async def open(self) -> None:
         min_size, max_size = self._pool_size
@@ -99,18 +85,10 @@ class PostgresStore:
         except BaseException:
             await self._pool.close()
             raise
-        self._batcher = asyncio.create_task(self._commit_batches(), name="postgres-batcher")
+        self._batcher.start()
 
     async def close(self) -> None:
-        self._closing = True
-        if self._batcher:
-            # Commit what is already queued, then stop; give up after a while.
-            self._drafts_waiting.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._batcher), _CLOSE_DRAIN_SECONDS)
-            except TimeoutError:
-                self._batcher.cancel()
-            await asyncio.gather(self._batcher, return_exceptions=True)
+        await self._batcher.close()
         if self._pool is not None:
             try:
                 await asyncio.wait_for(self._pool.close(), _CLOSE_DRAIN_SECONDS)
@@ -140,52 +118,9 @@ class PostgresStore:
     # Messages ----------------------------------------------------------------
 
     async def add_message(self, room: str, author_id: str, author: str, text: str) -> Message:
-        if self._closing:
-            raise StoreClosed("the store is closed")
-        done = asyncio.get_running_loop().create_future()
-        self._drafts.append(_Draft(room, author_id, author, text, done))
-        self._drafts_waiting.set()
-        return await done
+        return await self._batcher.submit(room, author_id, author, text)
 
-    async def _commit_batches(self) -> None:
-        try:
-            while True:
-                await self._drafts_waiting.wait()
-                self._drafts_waiting.clear()
-                batch, self._drafts = self._drafts, []
-                if batch:
-                    await self._commit(batch)
-                if self._closing and not self._drafts:
-                    return
-        finally:
-            # Cancelled by close(), or nothing left: nobody may wait forever.
-            for draft in self._drafts:
-                if not draft.done.done():
-                    draft.done.set_exception(StoreClosed("the store is closed"))
-            self._drafts = []
-
-    async def _commit(self, batch: list[_Draft]) -> None:
-        try:
-            results = await self._insert_batch(batch)
-        except asyncio.CancelledError:
-            for draft in batch:
-                if not draft.done.done():
-                    draft.done.set_exception(StoreClosed("the store is closed"))
-            raise
-        except Exception as error:  # a failed commit fails every caller in it
-            for draft in batch:
-                if not draft.done.done():
-                    draft.done.set_exception(error)
-            return
-        for draft, result in zip(batch, results, strict=True):
-            if draft.done.done():
-                continue
-            if isinstance(result, Message):
-                draft.done.set_result(result)
-            else:
-                draft.done.set_exception(RoomGone(draft.room))
-
-    async def _insert_batch(self, batch: list[_Draft]) -> list[Message | None]:
+    async def _insert_batch(self, batch: list[Draft]) -> list[Message | None]:
         for attempt in range(1, _BATCH_ATTEMPTS + 1):
             try:
                 async with self._pool.acquire() as connection, connection.transaction():
@@ -197,7 +132,7 @@ class PostgresStore:
         raise AssertionError("unreachable")
 
     async def _insert_in(
-        self, connection: asyncpg.Connection, batch: list[_Draft]
+        self, connection: asyncpg.Connection, batch: list[Draft]
     ) -> list[Message | None]:
         # Locking the rooms' rows (in code order, so two batches cannot deadlock) does two
         # things. A sequence hands out ids before commit, so without it two processes

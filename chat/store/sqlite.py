@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -16,7 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
-from chat.store import Message, Page, RoomGone, utc_now
+from chat.store import Message, Page, utc_now
+from chat.store.batching import Batcher, Draft
 
 T = TypeVar("T")
 
@@ -53,9 +55,22 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
+def _switch_to_wal(connection: sqlite3.Connection) -> None:
+    # Switching a new file to WAL does not wait on the busy timeout when another
+    # process is doing the same at that moment: retry briefly instead.
+    for attempt in range(50):
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == 49:
+                raise
+            time.sleep(0.02)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    connection.execute("PRAGMA journal_mode=WAL")
+    _switch_to_wal(connection)
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute("PRAGMA foreign_keys=ON")
     return connection
@@ -78,14 +93,6 @@ def _migrate(connection: sqlite3.Connection) -> None:
         raise
 
 
-class _Draft:
-    __slots__ = ("author", "author_id", "done", "room", "text")
-
-    def __init__(self, room: str, author_id: str, author: str, text: str, done: asyncio.Future):
-        self.room, self.author_id, self.author, self.text = room, author_id, author, text
-        self.done = done
-
-
 class SQLiteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -93,9 +100,7 @@ class SQLiteStore:
         self._reader_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-reader")
         self._write: sqlite3.Connection | None = None
         self._read: sqlite3.Connection | None = None
-        self._drafts: list[_Draft] = []
-        self._drafts_waiting = asyncio.Event()
-        self._batcher: asyncio.Task | None = None
+        self._batcher = Batcher(self._commit_batch, "sqlite-batcher")
 
     async def _on_writer(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._writer_thread, work)
@@ -108,12 +113,10 @@ class SQLiteStore:
         self._write = await self._on_writer(lambda: _connect(self.path))
         await self._on_writer(lambda: _migrate(self._write))
         self._read = await self._on_reader(lambda: _connect(self.path))
-        self._batcher = asyncio.create_task(self._commit_batches(), name="sqlite-batcher")
+        self._batcher.start()
 
     async def close(self) -> None:
-        if self._batcher:
-            self._batcher.cancel()
-            await asyncio.gather(self._batcher, return_exceptions=True)
+        await self._batcher.close()
         for connection, thread in (
             (self._write, self._writer_thread),
             (self._read, self._reader_thread),
@@ -150,32 +153,12 @@ class SQLiteStore:
         return await self._on_reader(query)
 
     async def add_message(self, room: str, author_id: str, author: str, text: str) -> Message:
-        done = asyncio.get_running_loop().create_future()
-        self._drafts.append(_Draft(room, author_id, author, text, done))
-        self._drafts_waiting.set()
-        return await done
+        return await self._batcher.submit(room, author_id, author, text)
 
-    async def _commit_batches(self) -> None:
-        while True:
-            await self._drafts_waiting.wait()
-            self._drafts_waiting.clear()
-            batch, self._drafts = self._drafts, []
-            try:
-                results = await self._on_writer(lambda batch=batch: self._insert_batch(batch))
-            except Exception as error:  # a failed commit fails every caller in it
-                for draft in batch:
-                    if not draft.done.done():
-                        draft.done.set_exception(error)
-                continue
-            for draft, result in zip(batch, results, strict=True):
-                if draft.done.done():
-                    continue
-                if isinstance(result, Message):
-                    draft.done.set_result(result)
-                else:
-                    draft.done.set_exception(RoomGone(draft.room))
+    async def _commit_batch(self, batch: list[Draft]) -> list[Message | None]:
+        return await self._on_writer(lambda: self._insert_batch(batch))
 
-    def _insert_batch(self, batch: list[_Draft]) -> list[Message | None]:
+    def _insert_batch(self, batch: list[Draft]) -> list[Message | None]:
         sent_at = utc_now()
         sent_ms = _to_ms(sent_at)
         results: list[Message | None] = []

@@ -1,0 +1,144 @@
+"""Fragments: snapshots of the HTML pieces, and proof that a message is the same bytes
+on the room page, in "Load earlier messages" and in the live frame.
+
+Snapshots live in tests/__snapshots__/; after a deliberate markup change, review and
+refresh them with `pytest tests/test_fragments.py --snapshot-update`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from datetime import UTC, datetime
+
+import pytest
+
+from chat.fragments import Fragments
+from chat.store import Message
+from tests.conftest import ORIGIN, join_room, post_form
+
+SENT_AT = datetime(2024, 2, 29, 23, 59, 58, 987654, tzinfo=UTC)
+CSRF_VALUE = re.compile(r'(name="csrf_token" value=")[^"]+(")')
+
+
+def message(text: str = "Hello, world", author: str = "Ann", message_id: int = 42) -> Message:
+    return Message(message_id, "ABCD", "user-1", author, text, SENT_AT)
+
+
+def article(html: str, message_id: int) -> str:
+    """The one `<article id="message-N">` element in `html`."""
+    start = f'<article class="message" id="message-{message_id}">'
+    found = re.findall(rf"{start}.*?</article>", html, re.S)
+    assert len(found) == 1, html
+    return found[0]
+
+
+@pytest.fixture
+def fragments(app) -> Fragments:
+    return app.extensions["chat.hub"].fragments
+
+
+# Snapshots of each fragment -----------------------------------------------------
+
+
+def test_message_fragment(fragments, snapshot):
+    html = fragments.message(message())
+    assert '<time datetime="2024-02-29T23:59:58.987Z">2024-02-29 23:59 UTC</time>' in html
+    assert html == snapshot
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "{{ 7*7 }}"],
+    ids=["script", "img-onerror", "template-syntax"],
+)
+def test_message_fragment_escapes_what_people_type(fragments, snapshot, text):
+    html = fragments.message(message(text, author=text))
+    assert "<script" not in html and "<img" not in html  # the raw markup never appears
+    assert html.count("&lt;") == (2 * text.count("<"))  # escaped, as author and as text
+    assert "49" not in html  # typed text is never evaluated as a template
+    assert html == snapshot
+
+
+def test_notice_fragment(fragments, snapshot):
+    html = fragments.notice("<b>Ann</b> has entered the room")
+    assert "<b>" not in html
+    assert html == snapshot
+
+
+@pytest.mark.parametrize("names", [[], ["Ann", "Zoë 李"]], ids=["empty", "two"])
+def test_member_list_fragment(fragments, snapshot, names):
+    html = fragments.members(names)
+    assert f"({len(names)})" in html
+    assert html == snapshot
+
+
+def test_live_frames_are_out_of_band_swaps(fragments, snapshot):
+    frames = {
+        "messages": str(fragments.messages_frame([message("first", message_id=7), message()])),
+        "notice": str(fragments.notice_frame("Ann has left the room")),
+        "members": str(fragments.members_frame(["Ann"])),
+    }
+    assert frames["messages"].startswith('<div hx-swap-oob="upsert:#messages">')
+    assert frames["notice"].startswith('<div hx-swap-oob="beforeend:#messages">')
+    assert frames["members"].startswith('<div hx-swap-oob="innerHTML:#presence">')
+    assert frames == snapshot
+
+
+def join_form(html: str) -> str:
+    """The home page's form, with the per-session CSRF token made constant."""
+    (form,) = re.findall(r'<form class="card join-form".*?</form>', html, re.S)
+    return CSRF_VALUE.sub(r"\1TOKEN\2", form)
+
+
+async def test_home_form(client, snapshot):
+    assert join_form(await (await client.get("/?code=abcd")).get_data(as_text=True)) == snapshot
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"name": "", "code": "ABCD", "join": "1"},
+        {"name": "Ann", "code": "", "join": "1"},
+        {"name": "Ann", "code": "QQQQ", "join": "1"},
+        {"name": "N" * 33, "code": "ABCD", "join": "1"},
+    ],
+    ids=["no-name", "join-without-code", "unknown-code", "name-too-long"],
+)
+async def test_home_form_with_error(client, snapshot, form):
+    response = await post_form(client, "/", form)
+    assert 400 <= response.status_code < 500
+    assert join_form(await response.get_data(as_text=True)) == snapshot
+
+
+# One message, one rendering ---------------------------------------------------
+
+
+async def test_message_is_the_same_html_on_the_page_in_earlier_messages_and_live(client):
+    code = await join_room(client, "Zoë <李>")
+    async with client.websocket(f"/rooms/{code}/ws", headers={"Origin": ORIGIN}) as ws:
+
+        async def sent(text: str) -> str:
+            """The live frame of `text`, which must end in a plain word."""
+            await ws.send(json.dumps({"message": text}))
+            marker = text.split()[-1]
+            while marker not in (frame := await asyncio.wait_for(ws.receive(), 2)):
+                pass
+            return frame
+
+        live_frame = await sent("Same <everywhere> & \"quoted\"\nline two")
+        message_id = int(re.search(r'id="message-(\d+)"', live_frame).group(1))
+        newer_frame = await sent("a newer one")
+        newer_id = int(re.search(r'id="message-(\d+)"', newer_frame).group(1))
+
+    page = await (await client.get(f"/rooms/{code}")).get_data(as_text=True)
+    earlier = await client.get(f"/rooms/{code}/messages?before={newer_id}")
+    assert earlier.status_code == 200
+    earlier = await earlier.get_data(as_text=True)
+
+    live = article(live_frame, message_id)
+    assert article(page, message_id) == live
+    assert article(earlier, message_id) == live
+    assert "a newer one" not in earlier
+    assert "&lt;everywhere&gt;" in live and "Zoë &lt;李&gt;" in live

@@ -1,0 +1,522 @@
+"""The live WebSocket /rooms/<CODE>/ws, driven through Quart's test client.
+
+Every wait has a timeout, so a missing frame fails the test instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from contextlib import AsyncExitStack
+
+import pytest
+from quart import Quart
+from quart.testing.connections import WebsocketDisconnectError
+
+from chat import create_app
+from tests.conftest import ORIGIN, join_room, post_form
+
+TIMEOUT = 2.0
+QUIET = 0.2  # how long "nothing arrives" is watched for
+ARTICLE = re.compile(r'<article class="message" id="message-(\d+)">.*?</article>', re.S)
+
+
+# Helpers ----------------------------------------------------------------------
+
+
+@pytest.fixture
+async def make_app(make_settings):
+    """An app on settings of the test's choosing, e.g. `await make_app(leave_grace=1)`."""
+    async with AsyncExitStack() as stack:
+
+        async def make(**overrides: object) -> Quart:
+            app = create_app(make_settings(**overrides))
+            await stack.enter_async_context(app.test_app())
+            return app
+
+        yield make
+
+
+def say(text: object, **extra: object) -> str:
+    """A frame as hx-ws sends it."""
+    return json.dumps({"message": text, **extra})
+
+
+def socket(client, code: str, *, after: int | None = None, origin: str | None = ORIGIN):
+    path = f"/rooms/{code}/ws" if after is None else f"/rooms/{code}/ws?after={after}"
+    return client.websocket(path, headers={} if origin is None else {"Origin": origin})
+
+
+async def receive(ws) -> str:
+    return await asyncio.wait_for(ws.receive(), TIMEOUT)
+
+
+async def receive_until(ws, text: str) -> list[str]:
+    """Frames up to and including the first that contains `text`."""
+    frames = []
+    while not frames or text not in frames[-1]:
+        frames.append(await receive(ws))
+    return frames
+
+
+async def is_quiet(ws, wait: float = QUIET) -> bool:
+    try:
+        frame = await asyncio.wait_for(ws.receive(), wait)
+    except TimeoutError:
+        return True
+    pytest.fail(f"expected no frame, got {frame!r}")
+
+
+async def close_code(ws) -> int:
+    """The code the server closes `ws` with (frames before the close are skipped)."""
+    with pytest.raises(WebsocketDisconnectError) as closed:
+        for _ in range(20):
+            await receive(ws)
+    return closed.value.args[0]
+
+
+def message_ids(frames: list[str]) -> list[int]:
+    return [int(match.group(1)) for frame in frames for match in ARTICLE.finditer(frame)]
+
+
+def articles(frames: list[str]) -> list[str]:
+    return [match.group(0) for frame in frames for match in ARTICLE.finditer(frame)]
+
+
+async def user(app: Quart, name: str, code: str | None = None):
+    """A new browser (its own cookie jar) that joined `code`, or created a room."""
+    client = app.test_client()
+    return client, await join_room(client, name, code)
+
+
+async def arrive(stack: AsyncExitStack, client, code: str, name: str, *present, **kwargs):
+    """Open `name`'s socket and read past their entrance, on their socket and on the
+    sockets of those `present`."""
+    ws = await stack.enter_async_context(socket(client, code, **kwargs))
+    for other in (ws, *present):
+        await receive_until(other, f"{name} has entered the room")
+    return ws
+
+
+async def pair(app: Quart, stack: AsyncExitStack, code: str | None = None):
+    """Ann and Bob, both connected to one room: (code, ann_ws, bob_ws, ann, bob)."""
+    ann, code = await user(app, "Ann", code)
+    bob, _ = await user(app, "Bob", code)
+    ann_ws = await arrive(stack, ann, code, "Ann")
+    bob_ws = await arrive(stack, bob, code, "Bob", ann_ws)
+    return code, ann_ws, bob_ws, ann, bob
+
+
+def hub(app: Quart):
+    return app.extensions["chat.hub"]
+
+
+# Chatting ---------------------------------------------------------------------
+
+
+async def test_two_users_chat_both_ways_with_the_same_frame_bytes(app):
+    async with AsyncExitStack() as stack:
+        _, ann_ws, bob_ws, _, _ = await pair(app, stack)
+
+        await ann_ws.send(say("Hi Bob"))
+        to_ann = (await receive_until(ann_ws, "Hi Bob"))[-1]
+        to_bob = (await receive_until(bob_ws, "Hi Bob"))[-1]
+        assert to_ann == to_bob
+        first = to_ann
+        assert to_ann.startswith('<div hx-swap-oob="upsert:#messages"><article')
+        assert '<span class="author">Ann</span>' in to_ann
+
+        await bob_ws.send(say("  Hello Ann  "))
+        to_bob = (await receive_until(bob_ws, "Hello Ann"))[-1]
+        to_ann = (await receive_until(ann_ws, "Hello Ann"))[-1]
+        assert to_ann == to_bob
+        assert '<p class="text">Hello Ann</p>' in to_ann  # trimmed
+        assert message_ids([to_bob]) > message_ids([first]) > [0]
+
+
+async def test_sender_gets_a_cleared_form_and_others_do_not(app):
+    async with AsyncExitStack() as stack:
+        code, ann_ws, bob_ws, _, _ = await pair(app, stack)
+
+        await ann_ws.send(say("clear my input"))
+        assert "clear my input" in await receive(ann_ws)
+        form = await receive(ann_ws)
+        assert form.startswith('<form hx-swap-oob="outerHTML" id="message-form"')
+        assert f'action="/rooms/{code}/messages"' in form
+        assert 'name="message" type="text" value=""' in form
+        assert 'class="error"' not in form
+
+        assert "clear my input" in await receive(bob_ws)
+        assert await is_quiet(bob_ws)
+
+
+async def test_frame_with_the_fields_htmx_adds_is_accepted(app):
+    async with AsyncExitStack() as stack:
+        _, ann_ws, bob_ws, _, _ = await pair(app, stack)
+        headers = {
+            "HX-Request": "true",
+            "HX-Source": "form#message-form",
+            "HX-Target": "form#message-form",
+            "HX-Current-URL": "http://localhost/rooms/ABCD",
+        }
+        await ann_ws.send(say("with headers", headers=headers, extra=[1, 2]))
+        assert "with headers" in (await receive_until(bob_ws, "with headers"))[-1]
+
+
+async def test_three_rooms_at_once_stay_isolated(app):
+    async with AsyncExitStack() as stack:
+        rooms = [await pair(app, stack) for _ in range(3)]
+        assert len({code for code, *_ in rooms}) == 3
+
+        for code, ann_ws, _, _, _ in rooms:
+            await ann_ws.send(say(f"only for {code}"))
+        for code, ann_ws, bob_ws, _, _ in rooms:
+            for ws in (ann_ws, bob_ws):
+                frames = await receive_until(ws, f"only for {code}")
+                if ws is ann_ws:
+                    frames.append(await receive(ws))  # the cleared form
+                assert len(articles(frames)) == 1
+                assert await is_quiet(ws, 0.05)
+
+        for code, _, _, ann, _ in rooms:
+            page = await (await ann.get(f"/rooms/{code}")).get_data(as_text=True)
+            assert page.count("only for ") == 1 and f"only for {code}" in page
+
+
+async def test_message_is_in_the_history_when_it_is_broadcast(app):
+    async with AsyncExitStack() as stack:
+        code, ann_ws, bob_ws, _, bob = await pair(app, stack)
+        await ann_ws.send(say("stored first"))
+        (frame,) = articles([await receive(bob_ws)])
+        page = await (await bob.get(f"/rooms/{code}")).get_data(as_text=True)
+        assert frame in page
+
+
+async def test_message_posted_without_javascript_reaches_live_members(app):
+    async with AsyncExitStack() as stack:
+        code, ann_ws, _, _, bob = await pair(app, stack)
+        response = await post_form(bob, f"/rooms/{code}/messages", {"message": "posted by a form"})
+        assert response.status_code == 303
+        assert "posted by a form" in (await receive_until(ann_ws, "posted by a form"))[-1]
+
+
+# Presence ---------------------------------------------------------------------
+
+
+async def test_entering_announces_the_user_and_the_member_list(app):
+    ann, code = await user(app, "Ann")
+    bob, _ = await user(app, "Bob", code)
+    async with socket(ann, code) as ann_ws:
+        first = await receive(ann_ws)
+        assert first.startswith('<div hx-swap-oob="innerHTML:#presence">')
+        assert "<li>Ann</li>" in first
+        entered = await receive(ann_ws)
+        notice = '<p class="notice">Ann has entered the room</p>'
+        assert f'<div hx-swap-oob="beforeend:#messages">{notice}</div>' in entered
+        assert "(1)" in entered
+
+        async with socket(bob, code) as bob_ws:
+            (entered,) = await receive_until(ann_ws, "has entered")
+            assert "Bob has entered the room" in entered
+            assert "<li>Ann</li>" in entered and "<li>Bob</li>" in entered
+            assert "(2)" in entered
+            assert entered in await receive_until(bob_ws, "Bob has entered the room")
+
+
+async def test_leaving_is_announced_after_the_grace_period(app):
+    ann, code = await user(app, "Ann")
+    bob, _ = await user(app, "Bob", code)
+    async with AsyncExitStack() as stack:
+        ann_ws = await arrive(stack, ann, code, "Ann")
+        async with socket(bob, code) as bob_ws:
+            await receive_until(bob_ws, "Bob has entered the room")
+            await receive_until(ann_ws, "Bob has entered the room")
+        (left,) = await receive_until(ann_ws, "has left")
+        assert '<p class="notice">Bob has left the room</p>' in left
+        assert "<li>Ann</li>" in left and "Bob</li>" not in left and "(1)" in left
+
+
+async def test_reconnecting_within_the_grace_period_neither_leaves_nor_enters(make_app):
+    app = await make_app(leave_grace=1)
+    loop = asyncio.get_running_loop()
+    ann, code = await user(app, "Ann")
+    bob, _ = await user(app, "Bob", code)
+    async with AsyncExitStack() as stack:
+        ann_ws = await arrive(stack, ann, code, "Ann")
+        async with socket(bob, code) as bob_ws:
+            await receive_until(bob_ws, "Bob has entered the room")
+            await receive_until(ann_ws, "Bob has entered the room")
+        gone_at = loop.time()
+
+        async with socket(bob, code) as bob_ws:  # a page refresh
+            members = await receive(bob_ws)
+            assert "<li>Ann</li>" in members and "<li>Bob</li>" in members
+            # past the end of the grace period: still no left/entered for anyone
+            assert await is_quiet(ann_ws, 1.2)
+            assert await is_quiet(bob_ws, 0.01)
+            await bob_ws.send(say("still here"))
+            assert "still here" in await receive(ann_ws)
+            assert "still here" in await receive(bob_ws)
+        gone_at = loop.time()
+
+        (left,) = await receive_until(ann_ws, "has left")
+        assert "Bob has left the room" in left
+        assert loop.time() - gone_at >= 0.9  # announced only once the grace has passed
+
+
+# Catching up after a reconnect --------------------------------------------------
+
+
+async def test_reconnect_catches_up_exactly_the_missed_messages(make_app):
+    app = await make_app(leave_grace=5)  # reconnects below stay within the grace period
+    _, code = await user(app, "Ann")
+    bob, _ = await user(app, "Bob", code)
+    posted = [(await hub(app).post_message(code, "ann-id", "Ann", f"m{i}")).id for i in range(6)]
+
+    async with socket(bob, code, after=posted[1]) as bob_ws:
+        frames = await receive_until(bob_ws, "Bob has entered the room")
+        assert message_ids(frames) == posted[2:]
+        await bob_ws.send(say("live one"))
+        (live_id,) = message_ids(await receive_until(bob_ws, "live one"))
+        assert "message-form" in await receive(bob_ws)
+        assert await is_quiet(bob_ws, 0.05)
+
+    async with socket(bob, code, after=live_id) as bob_ws:  # missed nothing: gets nothing
+        assert "<li>Bob</li>" in await receive(bob_ws)
+        assert await is_quiet(bob_ws, 0.1)
+
+    await hub(app).post_message(code, "ann-id", "Ann", "while Bob was away")
+    async with socket(bob, code, after=live_id) as bob_ws:
+        assert "<li>Bob</li>" in await receive(bob_ws)
+        (missed,) = articles([await receive(bob_ws)])
+        assert "while Bob was away" in missed
+        assert await is_quiet(bob_ws, 0.1)
+
+
+async def test_connect_without_after_sends_the_whole_history(app):
+    ann, code = await user(app, "Ann")
+    posted = [(await hub(app).post_message(code, "x", "Ann", f"old {i}")).id for i in range(3)]
+    async with socket(ann, code) as ann_ws:
+        frames = await receive_until(ann_ws, "Ann has entered the room")
+    assert message_ids(frames) == posted
+
+
+async def test_messages_sent_while_connecting_arrive_once_each_in_order(app):
+    _, code = await user(app, "Ann")
+    bob, _ = await user(app, "Bob", code)
+    first = await hub(app).post_message(code, "ann-id", "Ann", "before")
+
+    async def chatter():
+        for i in range(40):
+            await hub(app).post_message(code, "ann-id", "Ann", f"during {i}")
+
+    async with socket(bob, code, after=0) as bob_ws:
+        await asyncio.wait_for(chatter(), TIMEOUT)
+        await hub(app).post_message(code, "ann-id", "Ann", "the end")
+        frames = await receive_until(bob_ws, "the end")
+    ids = message_ids(frames)
+    assert ids == sorted(set(ids))
+    assert ids == list(range(first.id, first.id + 42))
+
+
+async def test_catch_up_larger_than_one_frame_arrives_whole(app):
+    _, code = await user(app, "Ann")
+    bob, _ = await user(app, "Bob", code)
+    posted = [(await hub(app).post_message(code, "ann-id", "Ann", f"n{i}")).id for i in range(230)]
+    async with socket(bob, code, after=posted[4]) as bob_ws:
+        frames = await receive_until(bob_ws, "Bob has entered the room")
+    assert message_ids(frames) == posted[5:]
+
+
+async def test_client_that_falls_behind_is_closed_with_1013_and_catches_up(make_app):
+    app = await make_app(send_queue=3)
+    bob, code = await user(app, "Bob")
+    async with AsyncExitStack() as stack:
+        bob_ws = await arrive(stack, bob, code, "Bob")
+        # a burst committed together and published before the writer can drain any
+        burst = [hub(app).post_message(code, "ann-id", "Ann", f"burst {i}") for i in range(10)]
+        posted = sorted(message.id for message in await asyncio.gather(*burst))
+        frames = []
+        with pytest.raises(WebsocketDisconnectError) as closed:
+            while True:
+                frames.append(await receive(bob_ws))
+        assert closed.value.args[0] == 1013
+    seen = message_ids(frames)
+    assert len(seen) < len(posted)
+
+    async with socket(bob, code, after=max(seen, default=0)) as bob_ws:
+        await receive(bob_ws)  # the member list
+        seen += message_ids([await receive(bob_ws)])
+    assert seen == posted
+
+
+async def test_a_second_tab_neither_enters_nor_leaves(app):
+    ann, code = await user(app, "Ann")
+    async with AsyncExitStack() as stack:
+        first_tab = await arrive(stack, ann, code, "Ann")
+        async with socket(ann, code) as second_tab:
+            assert "<li>Ann</li>" in await receive(second_tab)
+            assert await is_quiet(second_tab, 0.05)
+        assert await is_quiet(first_tab, 0.2)  # well past the 0.05 s grace period
+        await first_tab.send(say("still in"))
+        assert "still in" in await receive(first_tab)
+
+
+# Refusals ---------------------------------------------------------------------
+
+
+REFUSALS = ["no session", "foreign origin", "missing origin", "unknown room"]
+
+
+@pytest.mark.parametrize("refusal", REFUSALS)
+async def test_refused_socket_is_closed_with_1008_and_nothing_is_broadcast(app, refusal):
+    async with AsyncExitStack() as stack:
+        ann, code = await user(app, "Ann")
+        ann_ws = await arrive(stack, ann, code, "Ann")
+
+        if refusal == "no session":
+            intruder, target, origin = app.test_client(), code, ORIGIN
+        else:
+            intruder, _ = await user(app, "Eve", code)
+            target, origin = code, ORIGIN
+            if refusal == "foreign origin":
+                origin = "http://evil.example"
+            elif refusal == "missing origin":
+                origin = None
+            else:
+                target = "ZZZZ" if code != "ZZZZ" else "YYYY"
+
+        async with socket(intruder, target, origin=origin) as refused:
+            with pytest.raises(WebsocketDisconnectError) as closed:
+                await receive(refused)  # the close comes first: no members, no history
+            assert closed.value.args[0] == 1008
+
+        assert await is_quiet(ann_ws)
+        assert "Eve" not in await (await ann.get(f"/rooms/{code}")).get_data(as_text=True)
+
+
+async def test_full_room_refuses_a_socket_with_1008(make_app):
+    app = await make_app(room_capacity=1)
+    ann, code = await user(app, "Ann")
+    bob, _ = await user(app, "Bob", code)  # joined while the room was still empty
+    async with AsyncExitStack() as stack:
+        ann_ws = await arrive(stack, ann, code, "Ann")
+        async with socket(bob, code) as bob_ws:
+            assert await close_code(bob_ws) == 1008
+        assert await is_quiet(ann_ws)
+
+
+# Bad frames -------------------------------------------------------------------
+
+
+BAD_FRAMES = {
+    "binary": (b'{"message": "hi"}', 1003),
+    "not JSON": ("hello", 1007),
+    "empty string": ("", 1007),
+    "JSON array": ('["hello"]', 1007),
+    "message not a string": ('{"message": 5}', 1007),
+    "no message": ('{"headers": {}}', 1007),
+    "oversized": (None, 1009),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_FRAMES))
+async def test_bad_frame_closes_only_the_offender(app, settings, kind):
+    frame, expected = BAD_FRAMES[kind]
+    if frame is None:
+        frame = say("x" * settings.ws_frame_max)
+    async with AsyncExitStack() as stack:
+        _, ann_ws, bob_ws, _, _ = await pair(app, stack)
+        await bob_ws.send(frame)
+        assert await close_code(bob_ws) == expected
+
+        await ann_ws.send(say("carry on"))
+        frames = await receive_until(ann_ws, "carry on")
+        assert len(articles(frames)) == 1  # nothing of Bob's frame was broadcast
+        assert "carry on" in articles(frames)[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [("y" * 2001, "Messages can be at most 2,000 characters."), ("   ", "Please type a message.")],
+)
+async def test_message_breaking_a_rule_returns_the_form_with_the_error(app, text, error):
+    async with AsyncExitStack() as stack:
+        _, ann_ws, bob_ws, _, _ = await pair(app, stack)
+        await bob_ws.send(say(text))
+        form = await receive(bob_ws)
+        assert form.startswith('<form hx-swap-oob="outerHTML" id="message-form"')
+        assert f'<p id="message-error" class="error" role="alert">{error}</p>' in form
+        assert f'value="{text}"' in form  # what was typed is kept
+        assert await is_quiet(ann_ws, 0.05)
+
+        await bob_ws.send(say("second try"))  # the socket stayed open
+        assert "second try" in await receive(bob_ws)
+        assert "second try" in await receive(ann_ws)
+
+
+async def test_longest_message_is_accepted_however_the_json_is_escaped(app):
+    # json.dumps escapes non-ASCII by default: each emoji becomes "\\ud83d\\ude00",
+    # 12 characters of frame for 1 character of message. Still a valid message.
+    async with AsyncExitStack() as stack:
+        _, ann_ws, bob_ws, _, _ = await pair(app, stack)
+        longest = "\U0001f600" * 2000
+        await ann_ws.send(json.dumps({"message": longest}))
+        try:
+            frame = await receive(ann_ws)
+        except WebsocketDisconnectError as closed:
+            pytest.fail(f"a valid message closed the sender's socket with {closed.args[0]}")
+        assert longest in frame
+        assert longest in await receive(bob_ws)
+
+
+async def test_markup_in_a_message_reaches_others_escaped(app):
+    async with AsyncExitStack() as stack:
+        _, ann_ws, bob_ws, _, _ = await pair(app, stack)
+        await ann_ws.send(say("<script>alert(1)</script>"))
+        frame = await receive(bob_ws)
+        assert "<script>" not in frame
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in frame
+
+
+# Empty rooms ------------------------------------------------------------------
+
+
+async def test_empty_room_is_deleted_once_the_last_member_has_left(make_app):
+    app = await make_app(empty_room_ttl=0, leave_grace=0.3)
+    ann, code = await user(app, "Ann")
+    async with socket(ann, code) as ann_ws:
+        await receive_until(ann_ws, "Ann has entered the room")
+        await ann_ws.send(say("soon gone"))
+        await receive_until(ann_ws, "soon gone")
+
+    # Still there during the grace period: a page refresh finds the room.
+    response = await ann.get(f"/rooms/{code}")
+    assert response.status_code == 200
+
+    for _ in range(100):  # deleted within about 2 s
+        response = await ann.get(f"/rooms/{code}")
+        if response.status_code != 200:
+            break
+        await asyncio.sleep(0.02)
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/"
+    home = await (await ann.get("/")).get_data(as_text=True)
+    assert "Room does not exist." in home
+
+    async with socket(ann, code) as ann_ws:
+        assert await close_code(ann_ws) == 1008
+
+
+async def test_room_with_a_member_is_kept(make_app):
+    app = await make_app(empty_room_ttl=0)
+    ann, code = await user(app, "Ann")
+    bob, _ = await user(app, "Bob", code)
+    async with AsyncExitStack() as stack:
+        ann_ws = await arrive(stack, ann, code, "Ann")
+        async with socket(bob, code) as bob_ws:
+            await receive_until(bob_ws, "Bob has entered the room")
+        await receive_until(ann_ws, "Bob has left the room")
+        await asyncio.sleep(0.1)
+        assert (await ann.get(f"/rooms/{code}")).status_code == 200
