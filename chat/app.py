@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         hub = Hub(settings, store, broker, Fragments(app.jinja_env))
         await hub.start()
         app.extensions["chat.hub"] = hub
-        log.info("serving with store %s", settings.sqlite_path)
+        log.info("serving: store=%s broker=%s", type(store).__name__, type(broker).__name__)
 
     @app.after_serving
     async def stop() -> None:
