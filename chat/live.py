@@ -151,6 +151,7 @@ async def _serve(
 async def _read(hub: Hub, code: str, user_id: str, name: str, connection: Connection) -> int:
     """Post each frame's message; returns a close code when a frame is unacceptable."""
     frame_max = hub.settings.ws_frame_max
+    fresh_form = hub.fragments.message_form_frame(code)  # the same after every send
     while True:
         data = await websocket.receive()
         if isinstance(data, bytes):
@@ -168,4 +169,4 @@ async def _read(hub: Hub, code: str, user_id: str, name: str, connection: Connec
         except RoomGone:
             return POLICY_VIOLATION
         else:
-            connection.push(hub.fragments.message_form_frame(code))
+            connection.push(fresh_form)
