@@ -15,6 +15,7 @@ import sys
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
+from hypercorn.utils import LifespanFailureError
 from quart import Quart
 
 from chat.app import create_app
@@ -68,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         runner = uvloop.run
     try:
         runner(serve(app, config, shutdown_trigger=lambda: _until_stopped(app)))
+    except LifespanFailureError as error:  # startup refused (e.g. a second worker without
+        # CHAT_BROKER_URL): the app logged the details, say why in one line
+        print(f"chat: cannot start: {error}", file=sys.stderr)
+        return 2
     except Exception as error:  # startup failed: say why and exit non-zero
         log.exception("chat: server stopped: %s", error)
         return 1

@@ -290,11 +290,11 @@ class RedisPresence:
         if left:
             await self._on_left(room, user_id, name)
 
-    async def members(self, room: str) -> list[str]:
+    async def members(self, room: str) -> dict[str, str]:
         live = await self._live(room)
         if live is None:
             return await self._local.members(room)
-        return sorted(live.values())
+        return live
 
     async def count(self, room: str) -> int:
         live = await self._live(room)
