@@ -10,6 +10,7 @@ processes can reuse it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -165,23 +166,21 @@ class LiveServer:
 
     # Async conveniences: the same, off the event loop ------------------------------
 
-    async def astart(self, timeout: float = 20.0) -> None:
-        await asyncio.to_thread(self.start, timeout)
+    async def astart(self, ready_within: float = 20.0) -> None:
+        await asyncio.to_thread(self.start, ready_within)
 
-    async def astop(self, timeout: float = 15.0) -> int | None:
-        return await asyncio.to_thread(self.stop, timeout)
+    async def astop(self, exit_within: float = 15.0) -> int | None:
+        return await asyncio.to_thread(self.stop, exit_within)
 
-    async def arestart(self, timeout: float = 20.0) -> None:
-        await asyncio.to_thread(self.restart, timeout)
+    async def arestart(self, ready_within: float = 20.0) -> None:
+        await asyncio.to_thread(self.restart, ready_within)
 
     # Helpers -----------------------------------------------------------------------
 
     def _signal_group(self, signum: int) -> None:
         assert self.process is not None
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signum)  # start_new_session: pgid == pid
-        except ProcessLookupError:
-            pass
 
     def _reap_group(self) -> None:
         """Kill anything the server left behind in its group (e.g. hypercorn workers)."""
@@ -253,16 +252,21 @@ def live_server(make_live_server: MakeServer, live_server_env: dict[str, str]) -
     return make_live_server(env=live_server_env, name="server")
 
 
+def chromium_or_skip() -> str:
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    return CHROMIUM
+
+
 @pytest.fixture
 async def browser() -> AsyncIterator[object]:
     """Debian's Chromium, headless, through Playwright's async API (one per test)."""
-    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    executable = chromium_or_skip()
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
         )
         try:
             yield browser

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Screenshots for the docs: the home page and a room, wide and narrow.
+
+Starts `python -m chat` on a free port with a throwaway database, lets two people chat
+in Debian's Chromium (headless) and saves:
+
+    docs/screenshots/home.png         1280x800
+    docs/screenshots/room-wide.png    1280x800
+    docs/screenshots/room-narrow.png  390x844
+
+Usage: .venv/bin/python scripts/screenshots.py [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from playwright.async_api import Page, async_playwright, expect  # noqa: E402
+
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, LiveServer  # noqa: E402
+
+WIDE = {"width": 1280, "height": 800}
+NARROW = {"width": 390, "height": 844}
+CONVERSATION = [
+    ("Ann", "Hi Bob! Welcome to the room."),
+    ("Bob", "Hello Ann. Is this really live, no reload?"),
+    ("Ann", "It is. Markup stays text, too: <b>not bold</b>"),
+    ("Bob", "Nice. A longer one, to see how lines wrap: the history is kept, every message "
+            "shows the time it was sent in your own time zone, and a page that loses its "
+            "connection catches up by itself."),
+    ("Ann", "And a long link: https://example.org/a/very/long/path/that/should/wrap/"
+            "instead-of-overflowing-the-message-box"),
+]
+
+
+async def join(page: Page, name: str, code: str | None) -> str:
+    await page.goto("/")
+    await page.get_by_label("Name").fill(name)
+    if code is None:
+        await page.get_by_role("button", name="Create a Room").click()
+    else:
+        await page.get_by_label("Room code").fill(code)
+        await page.get_by_role("button", name="Join a Room").click()
+    await expect(page).to_have_url(re.compile(r"/rooms/[A-Z]+$"))
+    await expect(page.locator(".room")).to_have_attribute("data-connection", "up")
+    return page.url.rsplit("/", 1)[1]
+
+
+async def take(server: LiveServer, out: Path) -> None:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        options = {"base_url": server.url, "locale": "en-US", "timezone_id": "Europe/Berlin"}
+        home = await browser.new_page(viewport=WIDE, **options)
+        await home.goto("/")
+        await home.screenshot(path=out / "home.png")
+
+        ann = await browser.new_page(viewport=WIDE, **options)
+        bob = await browser.new_page(viewport=NARROW, **options)
+        code = await join(ann, "Ann", None)
+        await join(bob, "Bob", code)
+        pages = {"Ann": ann, "Bob": bob}
+        for count, (author, text) in enumerate(CONVERSATION, start=1):
+            field = pages[author].locator("#message-input")
+            await field.fill(text)
+            await field.press("Enter")
+            for page in pages.values():
+                await expect(page.locator("#messages .message")).to_have_count(count)
+        for page in pages.values():
+            await expect(page.locator("#messages time:not([data-local])")).to_have_count(0)
+        # Each reader's own field, as they would see it after sending.
+        await ann.locator("#message-input").fill("Typing a reply…")
+        await ann.screenshot(path=out / "room-wide.png")
+        await bob.screenshot(path=out / "room-narrow.png")
+        await browser.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "screenshots")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="chat-screenshots-") as workdir:
+        server = LiveServer(Path(workdir), env={"CHAT_LEAVE_GRACE": "1"})
+        with server:
+            asyncio.run(take(server, args.out))
+    for name in ("home.png", "room-wide.png", "room-narrow.png"):
+        print(args.out / name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
