@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     config.bind = [args.bind]
     config.accesslog = "-" if args.access_log else None
     config.errorlog = logging.getLogger("hypercorn.error")
-    config.websocket_max_message_size = settings.ws_frame_max
+    # Generous: the app refuses frames over ws_frame_max itself (closing 1009 and
+    # leaving the room); hypercorn's own refusal above this bound does neither.
+    config.websocket_max_message_size = settings.ws_frame_max * 8
     config.graceful_timeout = 5.0
     try:
         import uvloop

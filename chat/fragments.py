@@ -7,12 +7,42 @@ A live frame wraps fragments in an out-of-band swap that says where htmx puts th
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from jinja2 import Environment
 from markupsafe import Markup, escape
 
 from chat.store import Message
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A member as the member list shows them; `key` names their element without
+    revealing their user id."""
+
+    key: str
+    name: str
+    sort_key: str
+
+
+def _sort_key(name: str) -> str:
+    # Browsers order live insertions with localeCompare, the server orders the page by
+    # code point: spelling each code point as six letters a-p makes both agree.
+    return "".join(
+        "".join(chr(97 + int(digit, 16)) for digit in f"{ord(char):06x}")
+        for char in name.casefold()
+    )
+
+
+def listed(user_id: str, name: str) -> Listed:
+    key = hashlib.blake2s(user_id.encode(), digest_size=6).hexdigest()
+    return Listed(key, name, _sort_key(name))
+
+
+def member_list(members: dict[str, str]) -> list[Listed]:
+    return sorted((listed(*member) for member in members.items()), key=lambda m: m.sort_key)
 
 
 class Fragments:
@@ -24,6 +54,8 @@ class Fragments:
         self._message = jinja.get_template("fragments/message.html")
         self._notice = jinja.get_template("fragments/notice.html")
         self._members = jinja.get_template("fragments/members.html")
+        self._member = jinja.get_template("fragments/member.html")
+        self._member_count = jinja.get_template("fragments/member_count.html")
         self._message_form = jinja.get_template("fragments/message_form.html")
 
     def message(self, message: Message) -> str:
@@ -32,8 +64,8 @@ class Fragments:
     def notice(self, text: str) -> str:
         return self._notice.render(text=text)
 
-    def members(self, names: list[str]) -> str:
-        return self._members.render(members=names)
+    def members(self, members: dict[str, str]) -> str:
+        return self._members.render(members=member_list(members))
 
     def message_form(self, room: str, value: str = "", error: str | None = None) -> str:
         return self._message_form.render(code=room, value=value, error=error)
@@ -48,8 +80,23 @@ class Fragments:
     def notice_frame(self, text: str) -> str:
         return _out_of_band("beforeend:#messages", self.notice(text))
 
-    def members_frame(self, names: list[str]) -> str:
-        return _out_of_band("innerHTML:#presence", self.members(names))
+    def members_frame(self, members: dict[str, str]) -> str:
+        return _out_of_band("innerHTML:#presence", self.members(members))
+
+    def arrival_frame(self, user_id: str, name: str, count: int) -> str:
+        # One list item, not the whole list: a join costs the same in a room of 1,000.
+        item = self._member.render(member=listed(user_id, name))
+        frame = _out_of_band("upsert key:data-sort target:#members", item)
+        return frame + self._count_frame(count)
+
+    def departure_frame(self, user_id: str, count: int) -> str:
+        key = listed(user_id, "").key
+        return f'<li id="member-{key}" hx-swap-oob="delete"></li>' + self._count_frame(count)
+
+    def _count_frame(self, count: int) -> str:
+        return self._member_count.render(count=count).replace(
+            "<span ", '<span hx-swap-oob="true" ', 1
+        )
 
     def message_form_frame(self, room: str, value: str = "", error: str | None = None) -> str:
         return self.message_form(room, value, error).replace(
@@ -58,4 +105,4 @@ class Fragments:
 
 
 def _out_of_band(swap: str, inner: str) -> str:
-    return Markup('<div hx-swap-oob="{}">{}</div>').format(escape(swap), Markup(inner))
+    return str(Markup('<div hx-swap-oob="{}">{}</div>').format(escape(swap), Markup(inner)))

@@ -26,7 +26,12 @@ log = logging.getLogger("chat")
 NEW_ROOM_GRACE = timedelta(seconds=60)
 SWEEP_EVERY = 30.0
 CATCH_UP_PAGE = 200
+CATCH_UP_OVERLAP = 20
 SLOW_DOWN = "You are sending messages too quickly. Please wait a moment."
+
+
+class TooManyLookups(Exception):
+    """This address looked up too many codes that do not exist."""
 
 
 class Hub:
@@ -45,7 +50,11 @@ class Hub:
 
     async def start(self) -> None:
         await self.presence.start()
-        await self.store.set_unknown_rooms_empty(utc_now())
+        if not self.shared:
+            # Alone, this process knows nobody is connected yet. With shared presence,
+            # rooms still occupied elsewhere must stay, and members of a crashed
+            # process are reaped (and their rooms marked empty) by presence.
+            await self.store.set_unknown_rooms_empty(utc_now())
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="room-sweeper")
 
     async def stop(self) -> None:
@@ -79,6 +88,17 @@ class Hub:
             return False
         return await self.store.room_exists(code)
 
+    async def find_room(self, code: str, address: str) -> bool:
+        """Whether the room exists, counting misses against the address's failed-join
+        limit so that codes cannot be enumerated; raises `TooManyLookups`."""
+        limit = self.rate_limits.failed_joins
+        if await limit.exhausted(address):
+            raise TooManyLookups(address)
+        if await self.room_exists(code):
+            return True
+        await limit.hit(address)
+        return False
+
     async def is_full_for(self, code: str, user_id: str) -> bool:
         """A user already in the room always gets back in; others only while there is room."""
         presence = self.presence
@@ -107,10 +127,21 @@ class Hub:
     async def latest_page(self, code: str, before_id: int | None = None) -> Page:
         return await self.store.page_before(code, before_id, self.settings.page_size)
 
+    @property
+    def shared(self) -> bool:
+        """Several processes serve the rooms (presence and fan-out through a broker)."""
+        return bool(self.settings.broker_url)
+
     async def catch_up_frames(
         self, code: str, after_id: int
     ) -> AsyncIterator[tuple[list[int], str]]:
         """Every message after `after_id`, oldest first: (their ids, frame) a page at a time."""
+        if self.shared and after_id:
+            # Across processes a message can arrive after a newer one, so the page's
+            # newest id does not prove it has every older one: re-send the last few too
+            # (the page replaces what it already shows).
+            recent = await self.store.page_before(code, after_id + 1, CATCH_UP_OVERLAP)
+            after_id = (recent.first_id or after_id + 1) - 1
         while True:
             missed = await self.store.messages_after(code, after_id, CATCH_UP_PAGE)
             if not missed:
@@ -127,7 +158,9 @@ class Hub:
         self._cancel_deletion(code)
         await self.store.set_room_empty(code, None)
         log.info("user entered: room=%s user=%s", code, user_id)
-        await self._announce(code, f"{name} has entered the room")
+        count = await self.presence.count(code)
+        changes = self.fragments.arrival_frame(user_id, name, count)
+        self._announce(code, f"{name} has entered the room", changes)
 
     async def exit(self, code: str, user_id: str, subscriber: Subscriber) -> None:
         await self.broker.unsubscribe(code, subscriber)
@@ -135,14 +168,16 @@ class Hub:
 
     async def _left(self, code: str, user_id: str, name: str) -> None:
         log.info("user left: room=%s user=%s", code, user_id)
-        await self._announce(code, f"{name} has left the room")
-        if await self.presence.count(code) == 0:
+        count = await self.presence.count(code)
+        self._announce(
+            code, f"{name} has left the room", self.fragments.departure_frame(user_id, count)
+        )
+        if count == 0:
             await self.store.set_room_empty(code, utc_now())
             self._schedule_deletion(code)
 
-    async def _announce(self, code: str, notice: str) -> None:
-        html = self.fragments.notice_frame(notice) + await self.members_frame(code)
-        self.broker.publish(RoomEvent(code, html))
+    def _announce(self, code: str, notice: str, member_changes: str) -> None:
+        self.broker.publish(RoomEvent(code, self.fragments.notice_frame(notice) + member_changes))
 
     async def members_frame(self, code: str) -> str:
         return self.fragments.members_frame(await self.presence.members(code))

@@ -17,7 +17,7 @@ from quart import Blueprint, current_app, session, websocket
 from chat import rooms, security
 from chat.broker import RoomEvent
 from chat.forms import MessageFrame
-from chat.hub import Hub
+from chat.hub import Hub, TooManyLookups
 from chat.store import RoomGone
 
 log = logging.getLogger("chat")
@@ -90,7 +90,11 @@ async def _admit(hub: Hub, code: str) -> tuple[str, str]:
         raise Refused(POLICY_VIOLATION, "no session")
     if not security.is_same_origin(websocket.headers.get("Origin"), websocket.host):
         raise Refused(POLICY_VIOLATION, "foreign origin")
-    if not await hub.room_exists(code):
+    try:
+        found = await hub.find_room(code, websocket.remote_addr or "unknown")
+    except TooManyLookups:
+        raise Refused(POLICY_VIOLATION, "too many unknown rooms") from None
+    if not found:
         raise Refused(POLICY_VIOLATION, rooms.ROOM_MISSING)
     if await hub.is_full_for(code, user_id):
         raise Refused(POLICY_VIOLATION, rooms.ROOM_FULL)

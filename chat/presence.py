@@ -31,8 +31,8 @@ class Presence(Protocol):
         """Count a closed connection; after the grace period with none back, the user
         has left and `on_left(room, user_id, name)` runs."""
 
-    async def members(self, room: str) -> list[str]:
-        """Display names of the room's users, sorted."""
+    async def members(self, room: str) -> dict[str, str]:
+        """The room's users: user id -> display name."""
 
     async def has(self, room: str, user_id: str) -> bool: ...
 
@@ -62,8 +62,8 @@ class LocalPresence:
                 if member.leaving is not None:
                     member.leaving.cancel()
 
-    async def members(self, room: str) -> list[str]:
-        return sorted(member.name for member in self._rooms.get(room, {}).values())
+    async def members(self, room: str) -> dict[str, str]:
+        return {user_id: member.name for user_id, member in self._rooms.get(room, {}).items()}
 
     async def count(self, room: str) -> int:
         return len(self._rooms.get(room, {}))

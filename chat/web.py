@@ -16,12 +16,13 @@ from quart import (
     session,
     url_for,
 )
+from quart.typing import ResponseReturnValue
 from quart_schema import DataSource, RequestSchemaValidationError, validate_request
-from werkzeug.wrappers import Response
 
 from chat import rooms, security
 from chat.forms import JoinForm, MessageForm
-from chat.hub import Hub
+from chat.fragments import member_list
+from chat.hub import Hub, TooManyLookups
 from chat.store import RoomGone
 
 blueprint = Blueprint("web", __name__)
@@ -51,6 +52,10 @@ async def home():
     return await _home(code=rooms.normalize_code(request.args.get("code", ""))[:32])
 
 
+def _client_address() -> str:
+    return request.remote_addr or "unknown"
+
+
 @blueprint.before_request
 async def check_csrf():
     if request.method != "POST" or await security.csrf_is_valid():
@@ -68,7 +73,7 @@ async def check_csrf():
 async def join(data: JoinForm):
     hub = _hub()
     limits = hub.rate_limits
-    address = request.remote_addr or "unknown"
+    address = _client_address()
     typed = {"name": data.name, "code": data.code}
     try:
         name = rooms.clean_name(data.name)
@@ -82,11 +87,11 @@ async def join(data: JoinForm):
         code = rooms.normalize_code(data.code)
         if not code:
             return await _home(400, error=rooms.CODE_MISSING, **typed)
-        if await limits.failed_joins.exhausted(address):
+        try:
+            if not await hub.find_room(code, address):
+                return await _home(404, error=rooms.ROOM_MISSING, **typed)
+        except TooManyLookups:
             return await _home(429, error=TOO_MANY_JOINS, **typed)
-        if not await hub.room_exists(code):
-            await limits.failed_joins.hit(address)
-            return await _home(404, error=rooms.ROOM_MISSING, **typed)
         if await hub.is_full_for(code, session.get("user_id", "")):
             return await _home(409, error=rooms.ROOM_FULL, **typed)
     session["name"] = name
@@ -104,13 +109,17 @@ def _before_id() -> int | None:
     return int(raw) if raw.isdecimal() and len(raw) < 19 else None
 
 
-async def _room_or_redirect(code: str) -> tuple[str, Response | None]:
+async def _room_or_redirect(code: str) -> tuple[str, ResponseReturnValue | None]:
     """The normalized code, or the redirect for a visitor who cannot be in the room."""
     if code != rooms.normalize_code(code):
         return code, redirect(url_for("web.room", code=rooms.normalize_code(code)), 303)
     if not session.get("name"):
         return code, redirect(url_for("web.home", code=code), 303)
-    if not await _hub().room_exists(code):
+    try:
+        found = await _hub().find_room(code, _client_address())
+    except TooManyLookups:
+        return code, await _home(429, error=TOO_MANY_JOINS, code=code)
+    if not found:
         await flash(rooms.ROOM_MISSING)
         return code, redirect(url_for("web.home"), 303)
     return code, None
@@ -127,7 +136,7 @@ async def _room_page(code: str, status: int = 200, value: str = "", error: str |
         page=page,
         live=before_id is None,
         invite=invite,
-        members=await hub.presence.members(code),
+        members=member_list(await hub.presence.members(code)),
         value=value,
         error=error,
     )

@@ -67,10 +67,17 @@ def test_notice_fragment(fragments, snapshot):
     assert html == snapshot
 
 
-@pytest.mark.parametrize("names", [[], ["Ann", "Zoë 李"]], ids=["empty", "two"])
-def test_member_list_fragment(fragments, snapshot, names):
-    html = fragments.members(names)
-    assert f"({len(names)})" in html
+@pytest.mark.parametrize(
+    "members",
+    [{}, {"user-2": "Zoë 李", "user-1": "ann", "user-3": "Bob"}],
+    ids=["empty", "three"],
+)
+def test_member_list_fragment(fragments, snapshot, members):
+    html = fragments.members(members)
+    assert f'<span id="member-count" class="count">({len(members)})</span>' in html
+    listed = re.findall(r'<li id="member-[0-9a-f]+" data-sort="[^"]*">([^<]*)</li>', html)
+    assert listed == sorted(members.values(), key=str.casefold)  # sorted ignoring case
+    assert "user-" not in html  # an element id does not reveal a user id
     assert html == snapshot
 
 
@@ -78,11 +85,24 @@ def test_live_frames_are_out_of_band_swaps(fragments, snapshot):
     frames = {
         "messages": str(fragments.messages_frame([message("first", message_id=7), message()])),
         "notice": str(fragments.notice_frame("Ann has left the room")),
-        "members": str(fragments.members_frame(["Ann"])),
+        "members": str(fragments.members_frame({"user-1": "Ann"})),
+        "arrival": str(fragments.arrival_frame("user-1", "Ann", 2)),
+        "departure": str(fragments.departure_frame("user-1", 1)),
     }
     assert frames["messages"].startswith('<div hx-swap-oob="upsert:#messages">')
     assert frames["notice"].startswith('<div hx-swap-oob="beforeend:#messages">')
     assert frames["members"].startswith('<div hx-swap-oob="innerHTML:#presence">')
+    # joins and leaves change one list item and the count, not the whole list
+    item = re.search(r'<li id="(member-[0-9a-f]+)"', frames["members"]).group(1)
+    assert frames["arrival"] == (
+        '<div hx-swap-oob="upsert key:data-sort target:#members">'
+        f'<li id="{item}" data-sort="aaaagbaaaagoaaaago">Ann</li></div>'
+        '<span hx-swap-oob="true" id="member-count" class="count">(2)</span>'
+    )
+    assert frames["departure"] == (
+        f'<li id="{item}" hx-swap-oob="delete"></li>'
+        '<span hx-swap-oob="true" id="member-count" class="count">(1)</span>'
+    )
     assert frames == snapshot
 
 
@@ -142,3 +162,15 @@ async def test_message_is_the_same_html_on_the_page_in_earlier_messages_and_live
     assert article(earlier, message_id) == live
     assert "a newer one" not in earlier
     assert "&lt;everywhere&gt;" in live and "Zoë &lt;李&gt;" in live
+
+
+def test_member_sort_keys_order_like_the_page_whatever_the_letters():
+    # Browsers insert live arrivals by comparing data-sort with localeCompare; keys made
+    # of the letters a-p only compare the same there as in Python.
+    from chat.fragments import member_list
+
+    names = ["Zed", "Émile", "ann", "bob10", "bob2", "李", "O'Neil"]
+    listed = member_list({f"user-{i}": name for i, name in enumerate(names)})
+    assert [m.name for m in listed] == sorted(names, key=str.casefold)
+    assert all(set(m.sort_key) <= set("abcdefghijklmnop") for m in listed)
+    assert [m.sort_key for m in listed] == sorted(m.sort_key for m in listed)

@@ -20,6 +20,9 @@ from tests.conftest import ORIGIN, join_room, post_form
 TIMEOUT = 2.0
 QUIET = 0.2  # how long "nothing arrives" is watched for
 ARTICLE = re.compile(r'<article class="message" id="message-(\d+)">.*?</article>', re.S)
+MEMBER = re.compile(r'<li id="(member-[0-9a-f]+)" data-sort="[^"]*">([^<]*)</li>')
+MEMBER_LIST = '<div hx-swap-oob="innerHTML:#presence">'
+ADD_MEMBER = '<div hx-swap-oob="upsert key:data-sort target:#members">'
 
 
 # Helpers ----------------------------------------------------------------------
@@ -82,6 +85,22 @@ def message_ids(frames: list[str]) -> list[int]:
 
 def articles(frames: list[str]) -> list[str]:
     return [match.group(0) for frame in frames for match in ARTICLE.finditer(frame)]
+
+
+def listed(frame: str) -> list[str]:
+    """The names of the member-list items in `frame`, in order."""
+    return [match.group(2) for match in MEMBER.finditer(frame)]
+
+
+def member_ids(frame: str) -> dict[str, str]:
+    """name -> the id of their member-list item, for the items in `frame`."""
+    return {match.group(2): match.group(1) for match in MEMBER.finditer(frame)}
+
+
+def counted(frame: str) -> str:
+    """The "(N)" the frame puts in the member count, e.g. "(2)"."""
+    (count,) = re.findall(r'id="member-count" class="count">(\(\d+\))</span>', frame)
+    return count
 
 
 async def user(app: Quart, name: str, code: str | None = None):
@@ -209,19 +228,23 @@ async def test_entering_announces_the_user_and_the_member_list(app):
     bob, _ = await user(app, "Bob", code)
     async with socket(ann, code) as ann_ws:
         first = await receive(ann_ws)
-        assert first.startswith('<div hx-swap-oob="innerHTML:#presence">')
-        assert "<li>Ann</li>" in first
+        assert first.startswith(MEMBER_LIST)  # the whole list, on connect
+        assert listed(first) == ["Ann"] and counted(first) == "(1)"
         entered = await receive(ann_ws)
         notice = '<p class="notice">Ann has entered the room</p>'
-        assert f'<div hx-swap-oob="beforeend:#messages">{notice}</div>' in entered
-        assert "(1)" in entered
+        assert entered.startswith(f'<div hx-swap-oob="beforeend:#messages">{notice}</div>')
+        assert f"{ADD_MEMBER}{MEMBER.search(entered).group(0)}</div>" in entered
+        assert listed(entered) == ["Ann"] and counted(entered) == "(1)"
 
         async with socket(bob, code) as bob_ws:
             (entered,) = await receive_until(ann_ws, "has entered")
-            assert "Bob has entered the room" in entered
-            assert "<li>Ann</li>" in entered and "<li>Bob</li>" in entered
-            assert "(2)" in entered
-            assert entered in await receive_until(bob_ws, "Bob has entered the room")
+            assert entered.count("has entered") == 1 and "Bob has entered the room" in entered
+            # only Bob is added: the list is not sent again
+            assert MEMBER_LIST not in entered and ADD_MEMBER in entered
+            assert listed(entered) == ["Bob"] and counted(entered) == "(2)"
+            bob_frames = await receive_until(bob_ws, "Bob has entered the room")
+            assert bob_frames[-1] == entered
+            assert listed(bob_frames[0]) == ["Ann", "Bob"] and counted(bob_frames[0]) == "(2)"
 
 
 async def test_leaving_is_announced_after_the_grace_period(app):
@@ -231,10 +254,13 @@ async def test_leaving_is_announced_after_the_grace_period(app):
         ann_ws = await arrive(stack, ann, code, "Ann")
         async with socket(bob, code) as bob_ws:
             await receive_until(bob_ws, "Bob has entered the room")
-            await receive_until(ann_ws, "Bob has entered the room")
+            (entered,) = await receive_until(ann_ws, "Bob has entered the room")
         (left,) = await receive_until(ann_ws, "has left")
         assert '<p class="notice">Bob has left the room</p>' in left
-        assert "<li>Ann</li>" in left and "Bob</li>" not in left and "(1)" in left
+        assert left.count("has left") == 1
+        bob_item = member_ids(entered)["Bob"]
+        assert f'<li id="{bob_item}" hx-swap-oob="delete"></li>' in left  # Bob's item goes
+        assert listed(left) == [] and counted(left) == "(1)"  # Ann's item stays as it is
 
 
 async def test_reconnecting_within_the_grace_period_neither_leaves_nor_enters(make_app):
@@ -251,7 +277,7 @@ async def test_reconnecting_within_the_grace_period_neither_leaves_nor_enters(ma
 
         async with socket(bob, code) as bob_ws:  # a page refresh
             members = await receive(bob_ws)
-            assert "<li>Ann</li>" in members and "<li>Bob</li>" in members
+            assert listed(members) == ["Ann", "Bob"] and counted(members) == "(2)"
             # past the end of the grace period: still no left/entered for anyone
             assert await is_quiet(ann_ws, 1.2)
             assert await is_quiet(bob_ws, 0.01)
@@ -283,12 +309,12 @@ async def test_reconnect_catches_up_exactly_the_missed_messages(make_app):
         assert await is_quiet(bob_ws, 0.05)
 
     async with socket(bob, code, after=live_id) as bob_ws:  # missed nothing: gets nothing
-        assert "<li>Bob</li>" in await receive(bob_ws)
+        assert "Bob" in listed(await receive(bob_ws))
         assert await is_quiet(bob_ws, 0.1)
 
     await hub(app).post_message(code, "ann-id", "Ann", "while Bob was away")
     async with socket(bob, code, after=live_id) as bob_ws:
-        assert "<li>Bob</li>" in await receive(bob_ws)
+        assert "Bob" in listed(await receive(bob_ws))
         (missed,) = articles([await receive(bob_ws)])
         assert "while Bob was away" in missed
         assert await is_quiet(bob_ws, 0.1)
@@ -356,7 +382,7 @@ async def test_a_second_tab_neither_enters_nor_leaves(app):
     async with AsyncExitStack() as stack:
         first_tab = await arrive(stack, ann, code, "Ann")
         async with socket(ann, code) as second_tab:
-            assert "<li>Ann</li>" in await receive(second_tab)
+            assert listed(await receive(second_tab)) == ["Ann"]
             assert await is_quiet(second_tab, 0.05)
         assert await is_quiet(first_tab, 0.2)  # well past the 0.05 s grace period
         await first_tab.send(say("still in"))

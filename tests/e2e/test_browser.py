@@ -433,6 +433,63 @@ async def test_invite_link_fills_in_the_code(browser: Browser, live_server: Live
     await expect(eve.page.get_by_label("Room code")).to_have_value(code)
 
 
+# (f2) the member list: one item added or deleted per arrival or departure, kept sorted --
+
+
+def record_frames(page: Page) -> list[str]:
+    """Every frame the page's WebSockets receive, in order."""
+    frames: list[str] = []
+    page.on("websocket", lambda socket: socket.on(
+        "framereceived", lambda payload: frames.append(str(payload))))
+    return frames
+
+
+async def test_member_list_is_kept_sorted_by_single_item_changes(
+    browser: Browser, make_live_server
+) -> None:
+    grace = 1
+    server = make_live_server(env={"CHAT_LEAVE_GRACE": str(grace)})
+    cy, ann, bob = [await open_user(browser, server, name) for name in ("Cy", "Ann", "Bob")]
+    frames = {user.name: record_frames(user.page) for user in (cy, ann, bob)}
+    code = await create_room(cy)
+    await expect(cy.page.locator("#members li")).to_have_text(["Cy"])
+    await join_room(ann, code)  # goes in front of Cy on Cy's page
+    await expect(cy.page.locator("#members li")).to_have_text(["Ann", "Cy"])
+    await join_room(bob, code)  # goes between them on Cy's and Ann's pages
+    for user in (cy, ann):
+        await mark_page(user.page)
+
+    for user in (cy, ann, bob):
+        await expect(user.page.locator("#members li")).to_have_text(["Ann", "Bob", "Cy"])
+        await expect(user.page.locator("#presence h2 #member-count")).to_have_text("(3)")
+        await expect(user.page.locator("#member-count")).to_have_count(1)
+        await expect(notices(user.page, "Bob has entered the room")).to_have_count(1)
+    # Cy's list was built from the live single-item frames: after the whole list sent on
+    # connect, no frame re-sent it.
+    cy_lists = [frame for frame in frames["Cy"] if "innerHTML:#presence" in frame]
+    assert len(cy_lists) == 1 and "innerHTML:#presence" in frames["Cy"][0], frames["Cy"]
+    assert sum("upsert key:data-sort" in frame for frame in frames["Cy"]) == 3, frames["Cy"]
+
+    left_at = time.monotonic()
+    await bob.page.goto("/")  # Bob navigates away
+    for user in (cy, ann):
+        await expect(notices(user.page, "Bob has left the room")).to_have_count(
+            1, timeout=TIMEOUT + grace * 1000)
+        await expect(user.page.locator("#members li")).to_have_text(["Ann", "Cy"])
+        await expect(user.page.locator("#presence h2 #member-count")).to_have_text("(2)")
+        await assert_not_reloaded(user.page)
+    assert time.monotonic() - left_at >= grace * 0.9  # only once the grace period has passed
+    assert any('hx-swap-oob="delete"' in frame for frame in frames["Ann"]), frames["Ann"]
+
+    # A fresh page shows the same list as the live updates built.
+    await ann.page.reload()
+    await wait_live(ann.page)
+    await expect(ann.page.locator("#members li")).to_have_text(["Ann", "Cy"])
+    await expect(ann.page.locator("#member-count")).to_have_text("(2)")
+    for user in (cy, ann, bob):
+        assert without_favicon(user.errors) == [], user.errors
+
+
 # (g) a clean console ----------------------------------------------------------------------------
 
 

@@ -1,0 +1,172 @@
+"""Presence: users counted once however many connections (and processes) they use,
+one enter and one leave announcement each, the leave grace period, and users of a
+crashed process reaped after the entry TTL.
+
+RedisPresence tests need Redis on 127.0.0.1:6379 (skipped without it, failing on CI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+import redis.asyncio
+
+from chat.presence import LocalPresence, Presence
+from chat.redis_presence import ROOMS_KEY, RedisPresence
+from tests.test_broker import REDIS_URL, eventually, require_redis
+
+GRACE = 0.2
+
+
+class Departures:
+    """Records `on_left` calls, possibly from several presences."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+
+    async def __call__(self, room: str, user_id: str, name: str) -> None:
+        self.calls.append((room, user_id, name))
+
+
+@pytest.fixture
+def room() -> str:
+    return "T" + uuid.uuid4().hex[:10].upper()
+
+
+@pytest.fixture
+async def cleanup_redis(room: str) -> AsyncIterator[None]:
+    yield
+    client = redis.asyncio.Redis.from_url(REDIS_URL)
+    await client.delete(f"chat:presence:{room}", f"chat:names:{room}")
+    await client.srem(ROOMS_KEY, room)
+    await client.aclose()
+
+
+@pytest.fixture
+async def make_presence(request, cleanup_redis) -> AsyncIterator[Callable[..., object]]:
+    """Factory of started presences sharing one `Departures`; for Redis each is one
+    "process" (its own process id) on the same Redis."""
+    kind = getattr(request, "param", "redis")
+    if kind == "redis":
+        require_redis()
+    departures = Departures()
+    made: list[Presence] = []
+
+    async def make(**options: object) -> Presence:
+        presence: Presence
+        if kind == "local":
+            presence = LocalPresence(GRACE, departures)
+        else:
+            presence = RedisPresence(REDIS_URL, GRACE, departures, **options)
+        await presence.start()
+        made.append(presence)
+        return presence
+
+    make.departures = departures  # type: ignore[attr-defined]
+    yield make
+    for presence in made:
+        await presence.stop()
+
+
+both = pytest.mark.parametrize("make_presence", ["local", "redis"], indirect=True)
+
+
+@both
+async def test_first_connection_arrives_and_the_last_leaves_after_the_grace(make_presence, room):
+    presence = await make_presence()
+    assert await presence.arrive(room, "u1", "Ann") is True
+    assert await presence.arrive(room, "u1", "Ann") is False  # second tab
+    assert await presence.arrive(room, "u2", "Bob") is True
+    assert await presence.count(room) == 2
+    assert await presence.members(room) == {"u1": "Ann", "u2": "Bob"}
+    assert await presence.has(room, "u1")
+
+    await presence.depart(room, "u1")
+    await presence.depart(room, "u1")
+    assert await presence.count(room) == 2  # still there during the grace period
+    await eventually(lambda: len(make_presence.departures.calls) == 1)
+    assert make_presence.departures.calls == [(room, "u1", "Ann")]
+    assert await presence.members(room) == {"u2": "Bob"}
+    assert not await presence.has(room, "u1")
+
+
+@both
+async def test_coming_back_within_the_grace_neither_leaves_nor_enters(make_presence, room):
+    presence = await make_presence()
+    assert await presence.arrive(room, "u1", "Ann")
+    await presence.depart(room, "u1")
+    await asyncio.sleep(GRACE / 4)
+    assert await presence.arrive(room, "u1", "Ann") is False
+    await asyncio.sleep(GRACE * 2)
+    assert make_presence.departures.calls == []
+    assert await presence.members(room) == {"u1": "Ann"}
+
+
+async def test_user_on_two_processes_counts_once_and_is_announced_once(make_presence, room):
+    one, two = await make_presence(), await make_presence()
+    assert one.proc_id != two.proc_id
+    arrived = await asyncio.gather(one.arrive(room, "u1", "Ann"), two.arrive(room, "u1", "Ann"))
+    assert sorted(arrived) == [False, True]  # exactly one "has entered"
+    assert await one.arrive(room, "u2", "Bob")
+    for presence in (one, two):
+        assert await presence.count(room) == 2
+        assert await presence.members(room) == {"u1": "Ann", "u2": "Bob"}
+
+    await one.depart(room, "u1")
+    await asyncio.sleep(GRACE * 2)
+    assert make_presence.departures.calls == []  # still connected to the other process
+    assert await one.has(room, "u1")
+
+    await two.depart(room, "u1")
+    await eventually(lambda: make_presence.departures.calls != [])
+    await asyncio.sleep(GRACE)
+    assert make_presence.departures.calls == [(room, "u1", "Ann")]  # exactly one "has left"
+    assert await one.members(room) == await two.members(room) == {"u2": "Bob"}
+
+
+async def test_leaving_two_processes_at_once_is_announced_once(make_presence, room):
+    one, two = await make_presence(), await make_presence()
+    await one.arrive(room, "u1", "Ann")
+    await two.arrive(room, "u1", "Ann")
+    await asyncio.gather(one.depart(room, "u1"), two.depart(room, "u1"))
+    await eventually(lambda: make_presence.departures.calls != [])
+    await asyncio.sleep(GRACE)
+    assert make_presence.departures.calls == [(room, "u1", "Ann")]
+    assert await one.count(room) == 0
+
+
+async def test_users_of_a_crashed_process_are_reaped_after_the_ttl(make_presence, room):
+    fast = {"ttl": 1.0, "heartbeat": 0.3, "reap_every": 0.2}
+    survivor, doomed = await make_presence(**fast), await make_presence(**fast)
+    await survivor.arrive(room, "u1", "Ann")
+    assert await doomed.arrive(room, "u2", "Bob")
+    assert await doomed.arrive(room, "u1", "Ann") is False  # Ann is on both
+    await asyncio.sleep(1.5)  # heartbeats keep live entries past the TTL
+    assert await survivor.members(room) == {"u1": "Ann", "u2": "Bob"}
+    assert make_presence.departures.calls == []
+
+    doomed._kill()  # no more heartbeats, no cleanup: as if the process died
+    await eventually(lambda: make_presence.departures.calls != [], timeout=5)
+    await asyncio.sleep(0.5)
+    assert make_presence.departures.calls == [(room, "u2", "Bob")]  # Ann is still on survivor
+    assert await survivor.members(room) == {"u1": "Ann"}
+    assert await survivor.count(room) == 1
+
+
+async def test_falls_back_to_this_process_when_redis_is_down(room):
+    from tests.test_broker import free_port
+
+    departures = Departures()
+    presence = RedisPresence(f"redis://127.0.0.1:{free_port()}/0", GRACE, departures)
+    await presence.start()
+    try:
+        assert await presence.arrive(room, "u1", "Ann")
+        assert await presence.members(room) == {"u1": "Ann"}
+        assert await presence.count(room) == 1
+        await presence.depart(room, "u1")
+        await eventually(lambda: departures.calls == [(room, "u1", "Ann")])
+    finally:
+        await presence.stop()
