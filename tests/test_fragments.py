@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from chat.fragments import Fragments
+from chat.fragments import Fragments, member_list
 from chat.store import Message
 from tests.conftest import ORIGIN, join_room, post_form
 
@@ -167,8 +167,6 @@ async def test_message_is_the_same_html_on_the_page_in_earlier_messages_and_live
 def test_member_sort_keys_order_like_the_page_whatever_the_letters():
     # Browsers insert live arrivals by comparing data-sort with localeCompare; keys made
     # of the letters a-p only compare the same there as in Python.
-    from chat.fragments import member_list
-
     names = ["Zed", "Émile", "ann", "bob10", "bob2", "李", "O'Neil"]
     listed = member_list({f"user-{i}": name for i, name in enumerate(names)})
     assert [m.name for m in listed] == sorted(names, key=str.casefold)
