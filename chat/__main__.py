@@ -41,7 +41,7 @@ async def _until_stopped(app: Quart) -> None:
     log.info("shutting down: closing live connections")
     hub = app.extensions.get("chat.hub")
     if hub is not None:
-        hub.closing.set()
+        hub.close_connections()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,9 +10,10 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Protocol
 
 from chat import rooms
-from chat.broker import Broker, RoomEvent, Subscriber
+from chat.broker import Broker, RoomEvent
 from chat.fragments import Fragments
 from chat.presence import Presence, open_presence
 from chat.ratelimits import RateLimits
@@ -30,6 +31,21 @@ CATCH_UP_OVERLAP = 20
 SLOW_DOWN = "You are sending messages too quickly. Please wait a moment."
 
 
+# WebSocket close codes after which htmx reconnects by itself (and the page catches up).
+RESTARTING = 1012
+CATCH_UP = 1013
+
+
+class LiveConnection(Protocol):
+    """A browser's live connection, as the hub sees it."""
+
+    def __call__(self, event: RoomEvent) -> None:
+        """Queue the event for sending (never blocks)."""
+
+    def stop(self, close_code: int) -> None:
+        """Close the socket with `close_code` soon."""
+
+
 class TooManyLookups(Exception):
     """This address looked up too many codes that do not exist."""
 
@@ -42,8 +58,8 @@ class Hub:
         self.broker = broker
         self.fragments = fragments
         self.presence: Presence = open_presence(settings, settings.leave_grace, self._left)
-        self.closing = asyncio.Event()
-        self.resync = asyncio.Event()
+        self._connections: set[LiveConnection] = set()
+        self._accepting = True
         broker.on_recovered(self._resync_connections)
         self._deletions: dict[str, asyncio.Task] = {}
         self._sweeper: asyncio.Task | None = None
@@ -57,8 +73,15 @@ class Hub:
             await self.store.set_unknown_rooms_empty(utc_now())
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="room-sweeper")
 
+    def close_connections(self) -> None:
+        """Shutting down: close every live connection so browsers reconnect elsewhere or
+        after the restart, and close new ones at once."""
+        self._accepting = False
+        for connection in tuple(self._connections):
+            connection.stop(RESTARTING)
+
     async def stop(self) -> None:
-        self.closing.set()
+        self.close_connections()
         if self._sweeper:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
@@ -70,8 +93,8 @@ class Hub:
         """Close every live connection with "try again": each reconnects and catches up
         from the store what the broker could not deliver."""
         log.warning("fan-out recovered: asking live connections to catch up")
-        self.resync.set()
-        self.resync = asyncio.Event()
+        for connection in tuple(self._connections):
+            connection.stop(CATCH_UP)
 
     # Rooms -------------------------------------------------------------------
 
@@ -151,8 +174,11 @@ class Hub:
 
     # Presence ----------------------------------------------------------------
 
-    async def enter(self, code: str, user_id: str, name: str, subscriber: Subscriber) -> None:
-        await self.broker.subscribe(code, subscriber)
+    async def enter(self, code: str, user_id: str, name: str, connection: LiveConnection) -> None:
+        self._connections.add(connection)
+        if not self._accepting:
+            connection.stop(RESTARTING)
+        await self.broker.subscribe(code, connection)
         if not await self.presence.arrive(code, user_id, name):
             return
         self._cancel_deletion(code)
@@ -162,8 +188,9 @@ class Hub:
         changes = self.fragments.arrival_frame(user_id, name, count)
         self._announce(code, f"{name} has entered the room", changes)
 
-    async def exit(self, code: str, user_id: str, subscriber: Subscriber) -> None:
-        await self.broker.unsubscribe(code, subscriber)
+    async def exit(self, code: str, user_id: str, connection: LiveConnection) -> None:
+        self._connections.discard(connection)
+        await self.broker.unsubscribe(code, connection)
         await self.presence.depart(code, user_id)
 
     async def _left(self, code: str, user_id: str, name: str) -> None:

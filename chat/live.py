@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from asyncio import FIRST_COMPLETED
 
 from pydantic import ValidationError
 from quart import Blueprint, current_app, session, websocket
@@ -17,7 +18,7 @@ from quart import Blueprint, current_app, session, websocket
 from chat import rooms, security
 from chat.broker import RoomEvent
 from chat.forms import MessageFrame
-from chat.hub import Hub, TooManyLookups
+from chat.hub import CATCH_UP, Hub, TooManyLookups
 from chat.store import RoomGone
 
 log = logging.getLogger("chat")
@@ -27,8 +28,6 @@ POLICY_VIOLATION = 1008  # no session, foreign origin, unknown or full room
 UNSUPPORTED_DATA = 1003  # binary frame
 INVALID_PAYLOAD = 1007  # not the JSON hx-ws sends
 TOO_BIG = 1009
-SERVICE_RESTART = 1012  # server shutting down: htmx reconnects
-TRY_AGAIN_LATER = 1013  # fell behind: htmx reconnects
 CLOSE_TIMEOUT = 2.0
 
 
@@ -44,7 +43,8 @@ class Connection:
 
     def __init__(self, queue_size: int) -> None:
         self.queue: asyncio.Queue[tuple[int | None, str]] = asyncio.Queue(queue_size)
-        self.overflowed = asyncio.Event()
+        # Resolves to the close code when the socket must close: no task waits on it.
+        self.stopped: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     def __call__(self, event: RoomEvent) -> None:
         self.push(event.html, event.message_id)
@@ -53,7 +53,11 @@ class Connection:
         try:
             self.queue.put_nowait((message_id, html))
         except asyncio.QueueFull:
-            self.overflowed.set()
+            self.stop(CATCH_UP)  # fell behind: it reconnects and catches up
+
+    def stop(self, close_code: int) -> None:
+        if not self.stopped.done():
+            self.stopped.set_result(close_code)
 
     async def write(self, hub: Hub, code: str, after_id: int) -> None:
         """Send the member list and what the page missed, then everything queued.
@@ -127,27 +131,22 @@ async def room_socket(code: str) -> None:
 async def _serve(
     hub: Hub, code: str, user_id: str, name: str, connection: Connection
 ) -> int | None:
-    """Run reader and writer until one ends; the close code to send, if any."""
+    """Run reader and writer until one ends or the connection is stopped; the close
+    code to send, if any."""
     writer = asyncio.create_task(connection.write(hub, code, _after_id()))
     reader = asyncio.create_task(_read(hub, code, user_id, name, connection))
-    overflow = asyncio.create_task(connection.overflowed.wait())
-    closing = asyncio.create_task(hub.closing.wait())
-    resync = asyncio.create_task(hub.resync.wait())
-    tasks = (writer, reader, overflow, closing, resync)
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait((writer, reader, connection.stopped), return_when=FIRST_COMPLETED)
     finally:
-        for task in tasks:
+        for task in (writer, reader):
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    if overflow in done:
-        log.info("connection fell behind, closing: room=%s user=%s", code, user_id)
-        return TRY_AGAIN_LATER
-    if resync in done:
-        return TRY_AGAIN_LATER
-    if closing in done:
-        return SERVICE_RESTART
-    if reader in done and not reader.cancelled() and reader.exception() is None:
+        await asyncio.gather(writer, reader, return_exceptions=True)
+    if connection.stopped.done():
+        close_code = connection.stopped.result()
+        if close_code == CATCH_UP:
+            log.info("connection asked to catch up: room=%s user=%s", code, user_id)
+        return close_code
+    if not reader.cancelled() and reader.done() and reader.exception() is None:
         return reader.result()
     return None
 
