@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     config.errorlog = logging.getLogger("hypercorn.error")
     # Generous: the app refuses frames over ws_frame_max itself (closing 1009 and
     # leaving the room); hypercorn's own refusal above this bound does neither.
-    config.websocket_max_message_size = settings.ws_frame_max * 8
+    config.websocket_max_message_size = 4 * 1024 * 1024
     config.graceful_timeout = 5.0
     try:
         import uvloop

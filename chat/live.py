@@ -146,7 +146,12 @@ async def _serve(
         if close_code == CATCH_UP:
             log.info("connection asked to catch up: room=%s user=%s", code, user_id)
         return close_code
-    if not reader.cancelled() and reader.done() and reader.exception() is None:
+    for task in (reader, writer):
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            if not isinstance(error, ConnectionError):
+                log.error("live connection failed: room=%s", code, exc_info=error)
+    if reader.done() and not reader.cancelled() and reader.exception() is None:
         return reader.result()
     return None
 
@@ -157,7 +162,7 @@ async def _read(hub: Hub, code: str, user_id: str, name: str, connection: Connec
     fresh_form = hub.fragments.message_form_frame(code)  # the same after every send
     while True:
         data = await websocket.receive()
-        if isinstance(data, bytes):
+        if not isinstance(data, str):  # binary (an empty binary frame arrives as None)
             return UNSUPPORTED_DATA
         if len(data) > frame_max:
             return TOO_BIG
