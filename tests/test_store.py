@@ -325,17 +325,7 @@ async def test_cutoff_is_inclusive_to_the_millisecond(store: Store) -> None:
 # Schema and restarts ----------------------------------------------------------------
 
 
-async def test_stores_opening_together_migrate_once(
-    database: Database, request: pytest.FixtureRequest
-) -> None:
-    if database.kind == "sqlite":
-        # Known bug, not in the migration: SQLiteStore's _connect switches a fresh file
-        # to WAL outside any lock, and SQLite answers SQLITE_BUSY at once (no busy
-        # wait) to one of two connections doing so together; ~3% of runs here.
-        request.applymarker(pytest.mark.xfail(
-            raises=sqlite3.OperationalError, strict=False,
-            reason="SQLiteStore: PRAGMA journal_mode=WAL races on a fresh file",
-        ))
+async def test_stores_opening_together_migrate_once(database: Database) -> None:
     first, second = await asyncio.gather(database.open(), database.open())
     await _room(first, "ABCD")
     message = await second.add_message("ABCD", "u1", "Ann", "hello")
