@@ -12,9 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from jinja2 import Environment
-from markupsafe import Markup, escape
 
-from chat.store import Message
+from chat.store import Message, Page
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +56,16 @@ class Fragments:
         self._member = jinja.get_template("fragments/member.html")
         self._member_count = jinja.get_template("fragments/member_count.html")
         self._message_form = jinja.get_template("fragments/message_form.html")
+        self._page = jinja.get_template("fragments/earlier.html")
 
     def message(self, message: Message) -> str:
         return self._message.render(message=message)
+
+    def page(self, code: str, page: Page) -> str:
+        """A page of history led by its "Load earlier messages" control. Rendered here,
+        synchronously, for the room page too: Jinja's async mode makes each included
+        message several times dearer."""
+        return self._page.render(code=code, page=page)
 
     def notice(self, text: str) -> str:
         return self._notice.render(text=text)
@@ -93,6 +99,8 @@ class Fragments:
         key = listed(user_id, "").key
         return f'<li id="member-{key}" hx-swap-oob="delete"></li>' + self._count_frame(count)
 
+    # The page includes these templates as they are; pushed alone, they carry the
+    # attribute that tells htmx to swap them in place.
     def _count_frame(self, count: int) -> str:
         return self._member_count.render(count=count).replace(
             "<span ", '<span hx-swap-oob="true" ', 1
@@ -105,4 +113,6 @@ class Fragments:
 
 
 def _out_of_band(swap: str, inner: str) -> str:
-    return str(Markup('<div hx-swap-oob="{}">{}</div>').format(escape(swap), Markup(inner)))
+    # `inner` is rendered (escaped) HTML and `swap` one of the constants above; a plain
+    # str, so frames can be joined without escaping one another.
+    return f'<div hx-swap-oob="{swap}">{inner}</div>'

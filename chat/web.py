@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 
+from markupsafe import Markup
 from quart import (
     Blueprint,
     current_app,
@@ -134,6 +135,7 @@ async def _room_page(code: str, status: int = 200, value: str = "", error: str |
         "room.html",
         code=code,
         page=page,
+        history=Markup(hub.fragments.page(code, page)),
         live=before_id is None,
         invite=invite,
         members=member_list(await hub.presence.members(code)),
@@ -173,7 +175,7 @@ async def earlier_messages(code: str):
     if refusal:
         return refusal
     page = await _hub().latest_page(code, _before_id())
-    return await render_template("fragments/earlier.html", code=code, page=page)
+    return _hub().fragments.page(code, page)
 
 
 @blueprint.get("/healthz")
