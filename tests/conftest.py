@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,19 @@ async def app(settings: Settings) -> AsyncIterator[Quart]:
     app = create_app(settings)
     async with app.test_app():
         yield app
+
+
+@pytest.fixture
+async def make_app(make_settings) -> AsyncIterator:
+    """Apps on settings of the test's choosing, e.g. `await make_app(leave_grace=1)`."""
+    async with AsyncExitStack() as stack:
+
+        async def make(**overrides: object) -> Quart:
+            app = create_app(make_settings(**overrides))
+            await stack.enter_async_context(app.test_app())
+            return app
+
+        yield make
 
 
 @pytest.fixture

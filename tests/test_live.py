@@ -14,7 +14,6 @@ import pytest
 from quart import Quart
 from quart.testing.connections import WebsocketDisconnectError
 
-from chat import create_app
 from tests.conftest import ORIGIN, join_room, post_form
 
 TIMEOUT = 2.0
@@ -26,19 +25,6 @@ ADD_MEMBER = '<div hx-swap-oob="upsert key:data-sort target:#members">'
 
 
 # Helpers ----------------------------------------------------------------------
-
-
-@pytest.fixture
-async def make_app(make_settings):
-    """An app on settings of the test's choosing, e.g. `await make_app(leave_grace=1)`."""
-    async with AsyncExitStack() as stack:
-
-        async def make(**overrides: object) -> Quart:
-            app = create_app(make_settings(**overrides))
-            await stack.enter_async_context(app.test_app())
-            return app
-
-        yield make
 
 
 def say(text: object, **extra: object) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from html import unescape
 from html.parser import HTMLParser
@@ -13,7 +12,7 @@ from html.parser import HTMLParser
 import pytest
 from quart import Quart
 
-from chat import create_app, rooms
+from chat import rooms
 from tests.conftest import ORIGIN, join_room, post_form
 
 ARTICLE_ID = re.compile(r'<article class="message" id="message-(\d+)">')
@@ -75,18 +74,6 @@ async def text(response) -> str:
 async def fill_room(app: Quart, code: str, count: int) -> list[int]:
     hub = app.extensions["chat.hub"]
     return [(await hub.post_message(code, "someone", "Ann", f"note {i}")).id for i in range(count)]
-
-
-@pytest.fixture
-async def make_app(make_settings):
-    async with AsyncExitStack() as stack:
-
-        async def make(**overrides: object) -> Quart:
-            app = create_app(make_settings(**overrides))
-            await stack.enter_async_context(app.test_app())
-            return app
-
-        yield make
 
 
 # Home form --------------------------------------------------------------------
