@@ -28,6 +28,8 @@ NEW_ROOM_GRACE = timedelta(seconds=60)
 SWEEP_EVERY = 30.0
 CATCH_UP_PAGE = 200
 CATCH_UP_OVERLAP = 20
+# Draws before giving up on finding a free code (only a nearly full code space needs more).
+CODE_ATTEMPTS = 100
 SLOW_DOWN = "You are sending messages too quickly. Please wait a moment."
 
 
@@ -100,11 +102,12 @@ class Hub:
 
     async def create_room(self) -> str:
         empty_from = utc_now() + NEW_ROOM_GRACE
-        while True:
+        for _ in range(CODE_ATTEMPTS):
             code = rooms.new_code(self.settings.code_length)
             if await self.store.add_room(code, empty_from):
                 log.info("room created: %s", code)
                 return code
+        raise RuntimeError(f"no free room code after {CODE_ATTEMPTS} draws: raise CHAT_CODE_LENGTH")
 
     async def room_exists(self, code: str) -> bool:
         if not rooms.is_well_formed_code(code, self.settings.code_length):
