@@ -1,23 +1,54 @@
 """Rate limits: messages per user, failed joins and room creations per client address.
 
-Counting is done by the `limits` library (moving windows, in memory per process); a
-limit whose setting is `off` always allows.
+Counting is done by the `limits` library (moving windows). With `CHAT_BROKER_URL` the
+counts live in Redis, shared by every process; while Redis cannot be reached each
+process counts on its own rather than refusing or letting everything through. A limit
+whose setting is `off` always allows.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from limits import RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 
 from chat.settings import Rate, Settings
 
+log = logging.getLogger("chat")
+
+
+class _Counters:
+    """The shared limiter when there is one, this process's own as the fallback."""
+
+    def __init__(self, shared_url: str) -> None:
+        self.local = MovingWindowRateLimiter(MemoryStorage())
+        self.shared = None
+        if shared_url:
+            storage = RedisStorage(
+                f"async+{shared_url}", implementation="redispy", wrap_exceptions=True
+            )
+            self.shared = MovingWindowRateLimiter(storage)
+        self._warned = False
+
+    def falling_back(self, error: StorageError) -> MovingWindowRateLimiter:
+        if not self._warned:
+            log.warning("rate limits: redis unreachable (%s); counting per process", error)
+            self._warned = True
+        return self.local
+
+    def recovered(self) -> None:
+        if self._warned:
+            log.info("rate limits: shared counting again")
+            self._warned = False
+
 
 class Limit:
-    def __init__(self, limiter: MovingWindowRateLimiter, rate: Rate | None, name: str) -> None:
-        self._limiter = limiter
+    def __init__(self, counters: _Counters, rate: Rate | None, name: str) -> None:
+        self._counters = counters
         self._item = (
             None
             if rate is None
@@ -26,11 +57,29 @@ class Limit:
 
     async def hit(self, key: str) -> bool:
         """Count one event for `key`; False when it is over the limit."""
-        return self._item is None or await self._limiter.hit(self._item, key)
+        if self._item is None:
+            return True
+        return await self._ask("hit", key)
 
     async def exhausted(self, key: str) -> bool:
         """True when another event for `key` would be over the limit (counts nothing)."""
-        return self._item is not None and not await self._limiter.test(self._item, key)
+        if self._item is None:
+            return False
+        return not await self._ask("test", key)
+
+    async def _ask(self, question: str, key: str) -> bool:
+        counters = self._counters
+        if counters.shared is not None:
+            try:
+                answer = await getattr(counters.shared, question)(self._item, key)
+            except StorageError as error:
+                limiter = counters.falling_back(error)
+            else:
+                counters.recovered()
+                return answer
+        else:
+            limiter = counters.local
+        return await getattr(limiter, question)(self._item, key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +89,10 @@ class RateLimits:
     creations: Limit
 
     @classmethod
-    def from_settings(cls, settings: Settings, storage: Storage | None = None) -> RateLimits:
-        limiter = MovingWindowRateLimiter(storage or MemoryStorage())
+    def from_settings(cls, settings: Settings) -> RateLimits:
+        counters = _Counters(settings.broker_url)
         return cls(
-            messages=Limit(limiter, settings.message_rate, "messages"),
-            failed_joins=Limit(limiter, settings.join_fail_rate, "failed-joins"),
-            creations=Limit(limiter, settings.create_rate, "creations"),
+            messages=Limit(counters, settings.message_rate, "messages"),
+            failed_joins=Limit(counters, settings.join_fail_rate, "failed-joins"),
+            creations=Limit(counters, settings.create_rate, "creations"),
         )
