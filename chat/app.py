@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import multiprocessing
+import os
+import signal
 from datetime import datetime
 
 from quart import Quart
@@ -16,6 +20,7 @@ from chat.settings import PROJECT_ROOT, Settings, load_settings, resolve_secret_
 from chat.store import open_store
 
 log = logging.getLogger("chat")
+SIGTERM_GRACE = 0.5
 
 
 def _iso_utc(moment: datetime) -> str:
@@ -24,6 +29,22 @@ def _iso_utc(moment: datetime) -> str:
 
 def _readable_utc(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _close_sockets_on_sigterm(hub: Hub) -> None:
+    """In a worker of `hypercorn --workers N`, SIGTERM reaches the worker, which hypercorn
+    leaves with the default action (die at once: browsers see 1006 and wait). Close the
+    live sockets with 1012 first so browsers reconnect promptly, give writes in flight
+    a moment, then die as before. (`python -m chat` handles signals itself.)"""
+    loop = asyncio.get_running_loop()
+
+    def close_then_die() -> None:
+        log.info("SIGTERM: closing live connections")
+        hub.close_connections()
+        loop.remove_signal_handler(signal.SIGTERM)
+        loop.call_later(SIGTERM_GRACE, os.kill, os.getpid(), signal.SIGTERM)
+
+    loop.add_signal_handler(signal.SIGTERM, close_then_die)
 
 
 def create_app(settings: Settings | None = None) -> Quart:
@@ -56,6 +77,8 @@ def create_app(settings: Settings | None = None) -> Quart:
         hub = Hub(settings, store, broker, Fragments(app.jinja_env))
         await hub.start()
         app.extensions["chat.hub"] = hub
+        if multiprocessing.parent_process() is not None:
+            _close_sockets_on_sigterm(hub)
         log.info("serving: store=%s broker=%s", type(store).__name__, type(broker).__name__)
 
     @app.after_serving

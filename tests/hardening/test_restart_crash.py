@@ -16,7 +16,9 @@ import contextlib
 import os
 import signal
 import sqlite3
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -231,3 +233,31 @@ async def test_kill_9_loses_nothing_anyone_saw(make_live_server: MakeServer) -> 
             await client.stop()
         for member in members:
             await member.close()
+
+
+class HypercornCommand(LiveServer):
+    """The server as `hypercorn 'chat:create_app()'` runs it: the app in a worker process."""
+
+    def command(self) -> list[str]:
+        hypercorn = Path(sys.executable).with_name("hypercorn")
+        return [str(hypercorn), "--bind", f"{self.host}:{self.port}", "chat:create_app()"]
+
+
+async def test_hypercorn_worker_closes_sockets_1012_on_sigterm(tmp_path: Path) -> None:
+    """What systemd and `kill -- -PGID` do: SIGTERM to the whole process group. The worker
+    closes live sockets with 1012 (browsers reconnect at once) before it goes."""
+    server = HypercornCommand(tmp_path, env=NO_LIMITS)
+    server.start()
+    _, members, clients = await _room_with_clients(server, 3, reconnect=False)
+    try:
+        os.killpg(server.process.pid, signal.SIGTERM)
+        await wait_until(lambda: all(c.finished.is_set() for c in clients), 8,
+                         "every socket to be closed")
+        assert [c.close_codes for c in clients] == [[SERVICE_RESTART]] * 3
+        assert await asyncio.to_thread(server.process.wait, 10) is not None
+    finally:
+        for client in clients:
+            await client.stop()
+        for member in members:
+            await member.close()
+        server.close()
