@@ -29,6 +29,7 @@ POLICY_VIOLATION = 1008  # no session, foreign origin, unknown or full room
 UNSUPPORTED_DATA = 1003  # binary frame
 INVALID_PAYLOAD = 1007  # not the JSON hx-ws sends
 TOO_BIG = 1009
+INTERNAL_ERROR = 1011  # our fault: htmx reconnects and catches up
 CLOSE_TIMEOUT = 2.0
 
 
@@ -167,9 +168,11 @@ async def _serve(
     for task in (reader, writer):
         if task.done() and not task.cancelled() and task.exception() is not None:
             error = task.exception()
-            if not isinstance(error, ConnectionError):
-                log.error("live connection failed: room=%s", code, exc_info=error)
-    if reader.done() and not reader.cancelled() and reader.exception() is None:
+            if isinstance(error, ConnectionError):
+                return None  # the client is gone
+            log.error("live connection failed: room=%s", code, exc_info=error)
+            return INTERNAL_ERROR
+    if reader.done() and not reader.cancelled():
         return reader.result()
     return None
 
