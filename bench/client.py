@@ -34,6 +34,7 @@ from bench.progress import status
 
 TOKEN = re.compile(rb'id="message-(\d+)"|ZQ(\d+)QZ')
 FORM_FRAME = b'id="message-form"'
+ARTICLE = b"<article"
 FORM_ERROR = b'id="message-error"'
 WS_CONNECT = re.compile(r'hx-ws:connect="([^"]+)"')
 MESSAGE_ID = re.compile(r'id="message-(\d+)"')
@@ -123,7 +124,8 @@ class Member:
                 if FORM_FRAME in data:  # the sender's form, reset (or with an error)
                     if FORM_ERROR in data:
                         stats.form_errors += 1
-                    continue
+                    if ARTICLE not in data:  # a fresh form rides on the sender's message
+                        continue
                 message_id = None
                 for found in TOKEN.finditer(data):
                     mid, token = found.groups()

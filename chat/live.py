@@ -48,11 +48,12 @@ class Connection:
     connection holds a third of the memory.
     """
 
-    __slots__ = ("_limit", "_pending", "_wakeup", "stopped")
+    __slots__ = ("_limit", "_pending", "_riders", "_wakeup", "stopped")
 
     def __init__(self, queue_size: int) -> None:
         self._limit = queue_size
         self._pending: deque[tuple[int | None, str]] = deque()
+        self._riders: dict[int, str] = {}
         self._wakeup: asyncio.Future[None] | None = None
         # Resolves to the close code when the socket must close: no task waits on it.
         self.stopped: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -67,6 +68,12 @@ class Connection:
         self._pending.append((message_id, html))
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
+
+    def push_with_message(self, message_id: int, html: str) -> None:
+        """Send `html` in the same frame as message `message_id` (not yet sent: it was
+        just published): the sender's fresh form rides on its own message, one frame
+        instead of two, and the input clears as the message appears."""
+        self._riders[message_id] = html
 
     async def _next(self) -> tuple[int | None, str]:
         while not self._pending:
@@ -92,10 +99,12 @@ class Connection:
             caught_up.update(message_ids)
         while True:
             message_id, html = await self._next()
+            rider = self._riders.pop(message_id, "") if self._riders else ""
             if message_id in caught_up:
                 caught_up.discard(message_id)
-                continue
-            await websocket.send(html)
+                html = ""
+            if html or rider:
+                await websocket.send(html + rider)
 
 
 def _hub() -> Hub:
@@ -192,11 +201,11 @@ async def _read(hub: Hub, code: str, user_id: str, name: str, connection: Connec
         except ValidationError:
             return INVALID_PAYLOAD
         try:
-            await hub.post_message(code, user_id, name, frame.message)
+            message = await hub.post_message(code, user_id, name, frame.message)
         except rooms.RuleBroken as broken:
             connection.push(hub.fragments.message_form_frame(code, frame.message, str(broken)))
         except RoomGone:
             return POLICY_VIOLATION
         else:
             fresh_form = fresh_form or hub.fragments.message_form_frame(code)
-            connection.push(fresh_form)
+            connection.push_with_message(message.id, fresh_form)
