@@ -15,7 +15,7 @@ from quart import Quart
 from chat import rooms
 from tests.conftest import ORIGIN, join_room, post_form
 
-ARTICLE_ID = re.compile(r'<article class="message" id="message-(\d+)">')
+ARTICLE_ID = re.compile(r'<article class="message[^"]*" id="message-(\d+)"[^>]*>')
 HX_GET = re.compile(r'hx-get="([^"]+)"')
 
 
@@ -73,7 +73,8 @@ async def text(response) -> str:
 
 async def fill_room(app: Quart, code: str, count: int) -> list[int]:
     hub = app.extensions["chat.hub"]
-    return [(await hub.post_message(code, "someone", "Ann", f"note {i}")).id for i in range(count)]
+    posts = [await hub.post_message(code, "someone", "Ann", f"note {i}") for i in range(count)]
+    return [post.message.id for post in posts]
 
 
 # Home form --------------------------------------------------------------------
@@ -254,7 +255,8 @@ async def test_message_shows_author_text_and_utc_send_time(app, client):
     response = await post_form(client, f"/rooms/{code}/messages", {"message": "  hello  "})
     assert response.status_code == 303
     html = await text(await client.get(f"/rooms/{code}"))
-    (article,) = re.findall(r'<article class="message" id="message-\d+">.*?</article>', html, re.S)
+    (article,) = re.findall(r'<article class="message[^"]*" id="message-\d+"[^>]*>.*?</article>',
+                            html, re.S)
     assert '<span class="author">Ann</span>' in article
     assert '<p class="text">hello</p>' in article
     stamp = re.search(r'<time datetime="([^"]+)">', article).group(1)
