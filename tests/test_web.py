@@ -344,6 +344,36 @@ async def test_posting_without_javascript_stores_and_redirects_back(client):
     assert '<p class="text">no JS here</p>' in html
 
 
+async def test_a_retried_post_with_its_nonce_posts_one_message(client):
+    code = await join_room(client, "Ann")
+    page = await text(await client.get(f"/rooms/{code}"))
+    nonce = field_value(page, "nonce")
+    assert 1 <= len(nonce) <= 64
+
+    for _ in range(3):  # the answer was lost, the browser asks again
+        form = {"message": "posted once", "nonce": nonce}
+        response = await post_form(client, f"/rooms/{code}/messages", form)
+        assert response.status_code == 303
+    html = await text(await client.get(f"/rooms/{code}"))
+    assert html.count("posted once") == 1
+    assert field_value(html, "nonce") != nonce  # the next message gets a new one
+
+
+async def test_a_bad_nonce_is_refused_and_nothing_is_posted(client):
+    code = await join_room(client, "Ann")
+    form = {"message": "with a bad nonce", "nonce": "x" * 65}
+    response = await post_form(client, f"/rooms/{code}/messages", form)
+    assert response.status_code == 400
+    assert "with a bad nonce" not in await text(await client.get(f"/rooms/{code}"))
+
+
+async def test_a_refused_message_keeps_its_nonce(client):
+    code = await join_room(client, "Ann")
+    response = await post_form(client, f"/rooms/{code}/messages", {"message": " ", "nonce": "abc"})
+    assert response.status_code == 400
+    assert field_value(await text(response), "nonce") == "abc"
+
+
 @pytest.mark.parametrize(
     ("typed", "error"),
     [
