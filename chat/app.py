@@ -37,10 +37,12 @@ def _close_sockets_on_sigterm(hub: Hub) -> None:
     live sockets with 1012 first so browsers reconnect promptly, give writes in flight
     a moment, then die as before. (`python -m chat` handles signals itself.)"""
     loop = asyncio.get_running_loop()
+    parking: list[asyncio.Task] = []  # a strong reference until the process dies
 
     def close_then_die() -> None:
         log.info("SIGTERM: closing live connections")
         hub.close_connections()
+        parking.append(loop.create_task(hub.park_members()))
         loop.remove_signal_handler(signal.SIGTERM)
         loop.call_later(SIGTERM_GRACE, os.kill, os.getpid(), signal.SIGTERM)
 

@@ -101,8 +101,12 @@ class Fragments:
         return frame + self._count_frame(count)
 
     def departure_frame(self, user_id: str, count: int) -> str:
-        key = listed(user_id, "").key
-        return f'<li id="member-{key}" hx-swap-oob="delete"></li>' + self._count_frame(count)
+        return _deleted_member(user_id) + self._count_frame(count)
+
+    def rename_frame(self, user_id: str, name: str) -> str:
+        # The item moves (the list is sorted by name): out under the old, in under the new.
+        item = self._member.render(member=listed(user_id, name))
+        return _deleted_member(user_id) + _out_of_band("upsert key:data-sort target:#members", item)
 
     # The page includes these templates as they are; pushed alone, they carry the
     # attribute that tells htmx to swap them in place.
@@ -117,6 +121,10 @@ class Fragments:
         return self.message_form(room, value, error, nonce).replace(
             "<form ", '<form hx-swap-oob="outerHTML" ', 1
         )
+
+
+def _deleted_member(user_id: str) -> str:
+    return f'<li id="member-{listed(user_id, "").key}" hx-swap-oob="delete"></li>'
 
 
 def _out_of_band(swap: str, inner: str) -> str:

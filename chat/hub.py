@@ -15,7 +15,7 @@ from typing import Protocol
 from chat import rooms
 from chat.broker import Broker, RoomEvent
 from chat.fragments import Fragments
-from chat.presence import Presence, open_presence
+from chat.presence import Held, Presence, open_presence
 from chat.ratelimits import RateLimits
 from chat.settings import Settings
 from chat.store import Page, Posted, Store, utc_now
@@ -73,6 +73,7 @@ class Hub:
             # rooms still occupied elsewhere must stay, and members of a crashed
             # process are reaped (and their rooms marked empty) by presence.
             await self.store.set_unknown_rooms_empty(utc_now())
+        await self._take_back_parked_members()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="room-sweeper")
 
     def close_connections(self) -> None:
@@ -84,12 +85,30 @@ class Hub:
 
     async def stop(self) -> None:
         self.close_connections()
+        await self.park_members()
         if self._sweeper:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
         for task in self._deletions.values():
             task.cancel()
         await self.presence.stop()
+
+    async def park_members(self) -> None:
+        """Shutting down: keep who is in each room, so that after the restart coming
+        back within the grace period announces nobody again."""
+        held = self.presence.held()
+        try:
+            await self.store.park_members([(m.room, m.user_id, m.name) for m in held])
+        except Exception:
+            log.exception("keeping the members across the restart failed")
+
+    async def _take_back_parked_members(self) -> None:
+        parked = [Held(*member) for member in await self.store.take_parked_members()]
+        taken = await self.presence.restore(parked)
+        for code in {member.room for member in taken}:
+            await self.store.set_room_empty(code, None)
+        if taken:
+            log.info("members kept across the restart: %d", len(taken))
 
     def _resync_connections(self) -> None:
         """Close every live connection with "try again": each reconnects and catches up
@@ -186,7 +205,11 @@ class Hub:
         if not self._accepting:
             connection.stop(RESTARTING)
         await self.broker.subscribe(code, connection)
-        if not await self.presence.arrive(code, user_id, name):
+        arrival = await self.presence.arrive(code, user_id, name)
+        if arrival.renamed_from:
+            changes = self.fragments.rename_frame(user_id, name)
+            self._announce(code, f"{arrival.renamed_from} is now {name}", changes)
+        if not arrival.entered:
             return
         self._cancel_deletion(code)
         await self.store.set_room_empty(code, None)

@@ -19,13 +19,35 @@ if TYPE_CHECKING:
 OnLeft = Callable[[str, str, str], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """What a new connection changed: `entered` when its user was in the room nowhere
+    before; `renamed_from` their earlier name when they were, under another one."""
+
+    entered: bool
+    renamed_from: str | None = None
+
+
+STAYED = Arrival(entered=False)
+ENTERED = Arrival(entered=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A member this process holds (connected, or in their grace period)."""
+
+    room: str
+    user_id: str
+    name: str
+
+
 class Presence(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
 
-    async def arrive(self, room: str, user_id: str, name: str) -> bool:
-        """Count a new connection; True when the user was in the room nowhere before."""
+    async def arrive(self, room: str, user_id: str, name: str) -> Arrival:
+        """Count a new connection under the session's current name."""
 
     async def depart(self, room: str, user_id: str) -> None:
         """Count a closed connection; after the grace period with none back, the user
@@ -37,6 +59,14 @@ class Presence(Protocol):
     async def has(self, room: str, user_id: str) -> bool: ...
 
     async def count(self, room: str) -> int: ...
+
+    def held(self) -> list[Held]:
+        """The members this process holds, to hand over across a restart."""
+
+    async def restore(self, members: list[Held]) -> list[Held]:
+        """After a restart, members whose sockets were closed for it count as present
+        for a grace period, so coming back announces nothing; those not back by then
+        leave as usual. Returns the ones taken back (not gone meanwhile)."""
 
 
 @dataclass(slots=True)
@@ -71,29 +101,47 @@ class LocalPresence:
     async def has(self, room: str, user_id: str) -> bool:
         return user_id in self._rooms.get(room, {})
 
-    async def arrive(self, room: str, user_id: str, name: str) -> bool:
+    async def arrive(self, room: str, user_id: str, name: str) -> Arrival:
         members = self._rooms.setdefault(room, {})
         member = members.get(user_id)
         if member is None:
-            member = members[user_id] = _Member(name)
-            arrived = True
-        else:
-            arrived = False
-            if member.leaving is not None:
-                member.leaving.cancel()
-                member.leaving = None
+            members[user_id] = _Member(name, connections=1)
+            return ENTERED
+        if member.leaving is not None:
+            member.leaving.cancel()
+            member.leaving = None
         member.connections += 1
-        return arrived
+        if member.name == name:
+            return STAYED
+        renamed_from, member.name = member.name, name
+        return Arrival(entered=False, renamed_from=renamed_from)
 
     async def depart(self, room: str, user_id: str) -> None:
         member = self._rooms.get(room, {}).get(user_id)
         if member is None:
             return
         member.connections -= 1
-        if member.connections > 0:
-            return
+        if member.connections <= 0:
+            self._start_leaving(room, user_id, member)
+
+    def _start_leaving(self, room: str, user_id: str, member: _Member) -> None:
         loop = asyncio.get_running_loop()
         member.leaving = loop.call_later(self._grace, self._leave, room, user_id)
+
+    def held(self) -> list[Held]:
+        return [
+            Held(room, user_id, member.name)
+            for room, members in self._rooms.items()
+            for user_id, member in members.items()
+        ]
+
+    async def restore(self, members: list[Held]) -> list[Held]:
+        for held in members:
+            room = self._rooms.setdefault(held.room, {})
+            if held.user_id not in room:
+                member = room[held.user_id] = _Member(held.name)
+                self._start_leaving(held.room, held.user_id, member)
+        return members
 
     def _leave(self, room: str, user_id: str) -> None:
         members = self._rooms.get(room, {})

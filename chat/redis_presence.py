@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from chat.broker.redis import connect
-from chat.presence import LocalPresence, OnLeft
+from chat.presence import ENTERED, STAYED, Arrival, Held, LocalPresence, OnLeft
 
 log = logging.getLogger("chat")
 
@@ -57,16 +57,39 @@ local function forget_room_if_empty()
 end
 """
 
-# ARGV: room, proc, user, name, ttl -> 1 when the user had no entry anywhere before.
+# ARGV: room, proc, user, name, ttl -> {1 when the user had no entry anywhere before,
+# the name they had}.
 _ARRIVE = _PRELUDE + """
 local present = 0
 for _, entry in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if user_of(entry) == ARGV[3] then present = 1 break end
 end
+local previous = redis.call('HGET', KEYS[2], ARGV[3]) or ''
 redis.call('ZADD', KEYS[1], score(now + tonumber(ARGV[5])), ARGV[2] .. ':' .. ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
 redis.call('SADD', KEYS[3], ARGV[1])
-return 1 - present
+return {1 - present, previous}
+"""
+
+# ARGV: room, proc, user, name, ttl, horizon -> 1 when the user still has an entry (live
+# or expired: nobody announced them gone), which this process then holds instead of the
+# entries a stopped process left to expire within `horizon` seconds.
+_RESTORE = _PRELUDE + """
+local present = 0
+local entries = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #entries, 2 do
+  if user_of(entries[i]) == ARGV[3] then
+    present = 1
+    if tonumber(entries[i + 1]) <= now + tonumber(ARGV[6]) then
+      redis.call('ZREM', KEYS[1], entries[i])
+    end
+  end
+end
+if present == 0 then return 0 end
+redis.call('ZADD', KEYS[1], score(now + tonumber(ARGV[5])), ARGV[2] .. ':' .. ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+redis.call('SADD', KEYS[3], ARGV[1])
+return 1
 """
 
 # ARGV: room, proc, user -> 1 when the user has no live entry left anywhere (they left).
@@ -208,6 +231,7 @@ class RedisPresence:
     async def start(self) -> None:
         redis = self._redis = connect(self._url, decode_responses=True)
         self._arrive = redis.register_script(_ARRIVE)
+        self._restore = redis.register_script(_RESTORE)
         self._leave = redis.register_script(_LEAVE)
         self._reap = redis.register_script(_REAP)
         self._heartbeat = redis.register_script(_HEARTBEAT)
@@ -236,7 +260,7 @@ class RedisPresence:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for room in self._entries:
                         await self._shorten(keys=_keys(room),
-                                            args=[room, self.proc_id, max(self._grace, 1.0)],
+                                            args=[room, self.proc_id, self._stop_horizon],
                                             client=pipe)
                     await asyncio.wait_for(pipe.execute(), 2.0)
             except REDIS_ERRORS:
@@ -245,6 +269,12 @@ class RedisPresence:
             await self._redis.aclose()
             self._redis = None
 
+    @property
+    def _stop_horizon(self) -> float:
+        """How long the entries of a stopping process outlive it, for its members to
+        reconnect elsewhere (or to it, restarted) without being announced."""
+        return max(self._grace, 1.0)
+
     def _kill(self) -> None:
         """Stop beating without any cleanup, as a crashed process would (for tests)."""
         for task in self._tasks:
@@ -252,19 +282,48 @@ class RedisPresence:
 
     # Presence protocol -------------------------------------------------------
 
-    async def arrive(self, room: str, user_id: str, name: str) -> bool:
-        if not await self._local.arrive(room, user_id, name):
-            return False  # another connection here, or back within the grace period
+    async def arrive(self, room: str, user_id: str, name: str) -> Arrival:
+        here = await self._local.arrive(room, user_id, name)
+        if here == STAYED:
+            return STAYED  # another connection here, or back within the grace period
         async with self._lock(room, user_id):
             self._entries.setdefault(room, {})[user_id] = name
             if not self._reachable:
-                return True
+                return here
             try:
-                return bool(await self._arrive(
-                    keys=_keys(room), args=[room, self.proc_id, user_id, name, self._ttl]))
+                absent, previous = await self._arrive(
+                    keys=_keys(room), args=[room, self.proc_id, user_id, name, self._ttl])
             except REDIS_ERRORS as error:
                 self._unreachable(error)
-                return True
+                return here
+        if absent:
+            return ENTERED
+        if previous and previous != name:
+            return Arrival(entered=False, renamed_from=previous)
+        return STAYED
+
+    def held(self) -> list[Held]:
+        return self._local.held()
+
+    async def restore(self, members: list[Held]) -> list[Held]:
+        """Take back the members still present in Redis; the others were announced gone
+        by another process while this one was down."""
+        if not self._reachable:
+            return []
+        taken = []
+        for held in members:
+            try:
+                still = await self._restore(
+                    keys=_keys(held.room),
+                    args=[held.room, self.proc_id, held.user_id, held.name, self._ttl,
+                          self._stop_horizon])
+            except REDIS_ERRORS as error:
+                self._unreachable(error)
+                return taken
+            if still:
+                self._entries.setdefault(held.room, {})[held.user_id] = held.name
+                taken.append(held)
+        return await self._local.restore(taken)
 
     async def depart(self, room: str, user_id: str) -> None:
         await self._local.depart(room, user_id)

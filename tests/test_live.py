@@ -394,6 +394,29 @@ async def test_client_that_falls_behind_is_closed_with_1013_and_catches_up(make_
     assert seen == posted
 
 
+async def test_rejoining_under_a_new_name_renames_the_member(make_app):
+    app = await make_app(leave_grace=5)
+    async with AsyncExitStack() as stack:
+        bob, code = await user(app, "Bob")
+        bob_ws = await arrive(stack, bob, code, "Bob")
+        zed, _ = await user(app, "Zed Typo", code)
+        async with socket(zed, code) as zed_ws:
+            await receive_until(zed_ws, "Zed Typo has entered the room")
+        await receive_until(bob_ws, "Zed Typo has entered the room")
+
+        await join_room(zed, "Zed", code)  # within the grace period
+        async with socket(zed, code) as zed_ws:
+            frames = await receive_until(bob_ws, "Zed Typo is now Zed")
+            assert listed(frames[-1]) == ["Zed"]
+            assert 'hx-swap-oob="delete"' in frames[-1]  # the old item goes
+            assert "has entered" not in "".join(frames)
+            await zed_ws.send(say("it is me"))
+            frames = await receive_until(bob_ws, "it is me")
+            assert '<span class="author">Zed</span>' in frames[-1]
+        page = await (await bob.get(f"/rooms/{code}")).get_data(as_text=True)
+        assert ">Zed</li>" in page and "Zed Typo</li>" not in page
+
+
 async def test_a_second_tab_neither_enters_nor_leaves(app):
     ann, code = await user(app, "Ann")
     async with AsyncExitStack() as stack:

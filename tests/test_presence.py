@@ -77,9 +77,9 @@ both = pytest.mark.parametrize("make_presence", ["local", "redis"], indirect=Tru
 @both
 async def test_first_connection_arrives_and_the_last_leaves_after_the_grace(make_presence, room):
     presence = await make_presence()
-    assert await presence.arrive(room, "u1", "Ann") is True
-    assert await presence.arrive(room, "u1", "Ann") is False  # second tab
-    assert await presence.arrive(room, "u2", "Bob") is True
+    assert (await presence.arrive(room, "u1", "Ann")).entered
+    assert not (await presence.arrive(room, "u1", "Ann")).entered  # second tab
+    assert (await presence.arrive(room, "u2", "Bob")).entered
     assert await presence.count(room) == 2
     assert await presence.members(room) == {"u1": "Ann", "u2": "Bob"}
     assert await presence.has(room, "u1")
@@ -96,10 +96,10 @@ async def test_first_connection_arrives_and_the_last_leaves_after_the_grace(make
 @both
 async def test_coming_back_within_the_grace_neither_leaves_nor_enters(make_presence, room):
     presence = await make_presence()
-    assert await presence.arrive(room, "u1", "Ann")
+    assert (await presence.arrive(room, "u1", "Ann")).entered
     await presence.depart(room, "u1")
     await asyncio.sleep(GRACE / 4)
-    assert await presence.arrive(room, "u1", "Ann") is False
+    assert not (await presence.arrive(room, "u1", "Ann")).entered
     await asyncio.sleep(GRACE * 2)
     assert make_presence.departures.calls == []
     assert await presence.members(room) == {"u1": "Ann"}
@@ -109,8 +109,8 @@ async def test_user_on_two_processes_counts_once_and_is_announced_once(make_pres
     one, two = await make_presence(), await make_presence()
     assert one.proc_id != two.proc_id
     arrived = await asyncio.gather(one.arrive(room, "u1", "Ann"), two.arrive(room, "u1", "Ann"))
-    assert sorted(arrived) == [False, True]  # exactly one "has entered"
-    assert await one.arrive(room, "u2", "Bob")
+    assert sorted(a.entered for a in arrived) == [False, True]  # exactly one "has entered"
+    assert (await one.arrive(room, "u2", "Bob")).entered
     for presence in (one, two):
         assert await presence.count(room) == 2
         assert await presence.members(room) == {"u1": "Ann", "u2": "Bob"}
@@ -142,8 +142,8 @@ async def test_users_of_a_crashed_process_are_reaped_after_the_ttl(make_presence
     fast = {"ttl": 1.0, "heartbeat": 0.3, "reap_every": 0.2}
     survivor, doomed = await make_presence(**fast), await make_presence(**fast)
     await survivor.arrive(room, "u1", "Ann")
-    assert await doomed.arrive(room, "u2", "Bob")
-    assert await doomed.arrive(room, "u1", "Ann") is False  # Ann is on both
+    assert (await doomed.arrive(room, "u2", "Bob")).entered
+    assert not (await doomed.arrive(room, "u1", "Ann")).entered  # Ann is on both
     await asyncio.sleep(1.5)  # heartbeats keep live entries past the TTL
     assert await survivor.members(room) == {"u1": "Ann", "u2": "Bob"}
     assert make_presence.departures.calls == []
@@ -163,10 +163,64 @@ async def test_falls_back_to_this_process_when_redis_is_down(room):
     presence = RedisPresence(f"redis://127.0.0.1:{free_port()}/0", GRACE, departures)
     await presence.start()
     try:
-        assert await presence.arrive(room, "u1", "Ann")
+        assert (await presence.arrive(room, "u1", "Ann")).entered
         assert await presence.members(room) == {"u1": "Ann"}
         assert await presence.count(room) == 1
         await presence.depart(room, "u1")
         await eventually(lambda: departures.calls == [(room, "u1", "Ann")])
     finally:
         await presence.stop()
+
+
+@both
+async def test_rejoining_under_a_new_name_renames_without_leaving(make_presence, room):
+    presence = await make_presence()
+    assert (await presence.arrive(room, "u1", "Zed Typo")).entered
+    await presence.depart(room, "u1")
+    arrival = await presence.arrive(room, "u1", "Zed")  # within the grace period
+    assert not arrival.entered
+    assert arrival.renamed_from == "Zed Typo"
+    assert await presence.members(room) == {"u1": "Zed"}
+    await asyncio.sleep(GRACE * 2)
+    assert make_presence.departures.calls == []
+
+
+async def test_a_new_name_on_another_process_is_a_rename(make_presence, room):
+    one, two = await make_presence(), await make_presence()
+    assert (await one.arrive(room, "u1", "Zed Typo")).entered
+    arrival = await two.arrive(room, "u1", "Zed")
+    assert (arrival.entered, arrival.renamed_from) == (False, "Zed Typo")
+    assert await one.members(room) == await two.members(room) == {"u1": "Zed"}
+
+
+@both
+async def test_members_held_across_a_restart_come_back_unannounced(make_presence, room):
+    before = await make_presence()
+    await before.arrive(room, "u1", "Ann")
+    await before.arrive(room, "u2", "Bob")
+    held = before.held()
+    assert {(h.room, h.user_id, h.name) for h in held} == {(room, "u1", "Ann"), (room, "u2", "Bob")}
+    await before.stop()
+
+    after = await make_presence()
+    assert len(await after.restore(held)) == 2
+    assert await after.members(room) == {"u1": "Ann", "u2": "Bob"}
+    assert not (await after.arrive(room, "u1", "Ann")).entered  # back within the grace
+    await eventually(lambda: make_presence.departures.calls != [])
+    await asyncio.sleep(GRACE)
+    # Bob did not come back: he leaves, once, and the list says so.
+    assert make_presence.departures.calls == [(room, "u2", "Bob")]
+    assert await after.members(room) == {"u1": "Ann"}
+
+
+async def test_a_member_announced_gone_meanwhile_is_not_taken_back(make_presence, room):
+    fast = {"ttl": 0.5, "heartbeat": 0.2, "reap_every": 0.2}
+    survivor, doomed = await make_presence(**fast), await make_presence(**fast)
+    await doomed.arrive(room, "u1", "Ann")
+    held = doomed.held()
+    doomed._kill()
+    await eventually(lambda: make_presence.departures.calls == [(room, "u1", "Ann")], timeout=5)
+
+    restarted = await make_presence(**fast)
+    assert await restarted.restore(held) == []
+    assert await survivor.members(room) == {}

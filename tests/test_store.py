@@ -418,6 +418,15 @@ async def _build_first_release_database(database: Database) -> None:
         await connection.close()
 
 
+async def test_parked_members_are_taken_once_and_skip_deleted_rooms(store: Store) -> None:
+    room = await _room(store)
+    await store.park_members([(room, "u1", "Ann"), (room, "u2", "Bob"), ("GONE", "u3", "Cy")])
+    await store.park_members([(room, "u1", "Ann B")])  # parked again: the newer name
+
+    assert sorted(await store.take_parked_members()) == [(room, "u1", "Ann B"), (room, "u2", "Bob")]
+    assert await store.take_parked_members() == []
+
+
 # Schema and restarts ----------------------------------------------------------------
 
 

@@ -33,6 +33,10 @@ class Message:
     nonce: str | None = None
 
 
+# A room's member as kept across a restart: (room, user id, display name).
+Member = tuple[str, str, str]
+
+
 @dataclass(frozen=True, slots=True)
 class Posted:
     """The stored message, and whether this post created it (False when the same user
@@ -101,6 +105,12 @@ class Store(Protocol):
 
     async def delete_rooms_empty_since(self, cutoff: datetime) -> list[str]:
         """Delete rooms empty since before `cutoff`, with their history; their codes."""
+
+    async def park_members(self, members: list[Member]) -> None:
+        """Keep (room, user id, name) of members across a restart (rooms gone are skipped)."""
+
+    async def take_parked_members(self) -> list[Member]:
+        """The members parked so far, removed as they are read."""
 
 
 async def open_store(settings: Settings) -> Store:

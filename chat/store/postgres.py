@@ -14,7 +14,7 @@ from importlib import resources
 
 import asyncpg
 
-from chat.store import Message, Page, Posted, utc_now
+from chat.store import Member, Message, Page, Posted, utc_now
 from chat.store.batching import Batcher, Draft
 
 _MESSAGE_COLUMNS = "id, room_code, author_id, author, body, sent_at, nonce"
@@ -259,3 +259,20 @@ class PostgresStore:
             _ms(cutoff),
         )
         return [row["code"] for row in rows]
+
+    async def park_members(self, members: list[Member]) -> None:
+        await self._pool.execute(
+            "INSERT INTO parked_members (room_code, user_id, name)"
+            " SELECT r.code, m.user_id, m.name FROM unnest($1::text[], $2::text[], $3::text[])"
+            " AS m (room, user_id, name) JOIN rooms r ON r.code = m.room"
+            " ON CONFLICT (room_code, user_id) DO UPDATE SET name = excluded.name",
+            [room for room, _, _ in members],
+            [user_id for _, user_id, _ in members],
+            [name for _, _, name in members],
+        )
+
+    async def take_parked_members(self) -> list[Member]:
+        rows = await self._pool.fetch(
+            "DELETE FROM parked_members RETURNING room_code, user_id, name"
+        )
+        return [tuple(row) for row in rows]

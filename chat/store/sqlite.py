@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
-from chat.store import Message, Page, Posted, utc_now
+from chat.store import Member, Message, Page, Posted, utc_now
 from chat.store.batching import Batcher, Draft
 
 T = TypeVar("T")
@@ -242,3 +242,22 @@ class SQLiteStore:
             return [code for (code,) in rows]
 
         return await self._on_writer(delete)
+
+    async def park_members(self, members: list[Member]) -> None:
+        def park() -> None:
+            self._write.executemany(
+                "INSERT OR REPLACE INTO parked_members (room_code, user_id, name)"
+                " SELECT code, ?, ? FROM rooms WHERE code = ?",
+                [(user_id, name, room) for room, user_id, name in members],
+            )
+
+        await self._on_writer(park)
+
+    async def take_parked_members(self) -> list[Member]:
+        def take() -> list[Member]:
+            rows = self._write.execute(
+                "DELETE FROM parked_members RETURNING room_code, user_id, name"
+            ).fetchall()
+            return [tuple(row) for row in rows]
+
+        return await self._on_writer(take)

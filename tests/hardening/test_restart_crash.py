@@ -193,6 +193,34 @@ async def test_restart_clients_reconnect_and_end_with_complete_history(
             await member.close()
 
 
+async def test_a_restart_announces_nobody_and_who_does_not_return_leaves(
+    make_live_server: MakeServer,
+) -> None:
+    server = make_live_server(env={**NO_LIMITS, "CHAT_LEAVE_GRACE": "4"})
+    _, members, clients = await _room_with_clients(server, 3, reconnect=True)
+    staying, gone = clients[:2], clients[2]
+    try:
+        gone.reconnect = False  # this one closes the tab while the server restarts
+        seen = [len(client.notices) for client in staying]
+        await server.arestart()
+        await wait_until(lambda: all(c.connects >= 2 and c.connected.is_set() for c in staying),
+                         15, "the others to reconnect")
+        await wait_until(lambda: all(c.members is not None for c in staying), 5, "member lists")
+        # Right after the restart the list still shows everyone, and nobody "entered".
+        for client in staying:
+            assert sorted(client.members) == ["p0", "p1", "p2"]
+        await wait_until(lambda: all("p2 has left the room" in c.notices for c in staying), 10,
+                         "p2 to leave after the grace period")
+        for client, before in zip(staying, seen, strict=True):
+            assert client.notices[before:] == ["p2 has left the room"]
+            assert sorted(client.members) == ["p0", "p1"]
+    finally:
+        for client in clients:
+            await client.stop()
+        for member in members:
+            await member.close()
+
+
 async def test_kill_9_loses_nothing_anyone_saw(make_live_server: MakeServer) -> None:
     server = make_live_server(env=NO_LIMITS)
     code, members, clients = await _room_with_clients(server, 8, reconnect=True)
