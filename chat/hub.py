@@ -59,7 +59,9 @@ class Hub:
         self.store = store
         self.broker = broker
         self.fragments = fragments
-        self.presence: Presence = open_presence(settings, settings.leave_grace, self._left)
+        self.presence: Presence = open_presence(
+            settings, settings.leave_grace, self._left, self._corrected
+        )
         self._connections: set[LiveConnection] = set()
         self._accepting = True
         broker.on_recovered(self._resync_connections)
@@ -232,6 +234,16 @@ class Hub:
         if count == 0:
             await self.store.set_room_empty(code, utc_now())
             self._schedule_deletion(code)
+
+    async def _corrected(self, code: str, user_id: str, name: str | None) -> None:
+        """After a fault, shared presence knows better than what pages were told: fix the
+        lists (nobody came or went, so no notice)."""
+        count = await self.presence.count(code)
+        if name is None:
+            changes = self.fragments.departure_frame(user_id, count)
+        else:
+            changes = self.fragments.arrival_frame(user_id, name, count)
+        self.broker.publish(RoomEvent(code, changes))
 
     def _announce(self, code: str, notice: str, member_changes: str) -> None:
         self.broker.publish(RoomEvent(code, self.fragments.notice_frame(notice) + member_changes))

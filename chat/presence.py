@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from chat.settings import Settings
 
 OnLeft = Callable[[str, str, str], Awaitable[None]]
+# (room, user id, name or None): shared presence found the member lists pages were told
+# wrong after a fault (a member listed again, or None: no longer); nobody came or went.
+OnCorrected = Callable[[str, str, str | None], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,10 +158,12 @@ class LocalPresence:
         task.add_done_callback(self._pending.discard)
 
 
-def open_presence(settings: Settings, grace: float, on_left: OnLeft) -> Presence:
+def open_presence(
+    settings: Settings, grace: float, on_left: OnLeft, on_corrected: OnCorrected
+) -> Presence:
     """Presence shared through Redis when `CHAT_BROKER_URL` is set, else this process's."""
     if settings.broker_url:
         from chat.redis_presence import RedisPresence
 
-        return RedisPresence(settings.broker_url, grace, on_left)
+        return RedisPresence(settings.broker_url, grace, on_left, on_corrected)
     return LocalPresence(grace, on_left)

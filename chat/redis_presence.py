@@ -23,12 +23,13 @@ import asyncio
 import logging
 import uuid
 import weakref
+from collections.abc import Coroutine
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from chat.broker.redis import connect
-from chat.presence import ENTERED, STAYED, Arrival, Held, LocalPresence, OnLeft
+from chat.presence import ENTERED, STAYED, Arrival, Held, LocalPresence, OnCorrected, OnLeft
 
 log = logging.getLogger("chat")
 
@@ -136,12 +137,24 @@ return gone
 """
 
 # ARGV: room, proc, ttl, user, name, user, name, ... -> the entries this process holds in
-# the room, exactly: listed ones pushed forward (re-added if reaped), others removed.
+# the room, exactly: listed ones pushed forward (re-added if lost), others removed.
+# Returns {users re-added who had no entry anywhere (Redis lost them, or reaped them
+# while this process stalled), users removed who have none left}, each as user, name.
 _HEARTBEAT = _PRELUDE + """
 local mine = ARGV[2] .. ':'
-local keep = {}
+local function present()
+  local users = {}
+  for _, entry in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do users[user_of(entry)] = true end
+  return users
+end
+local before = present()
+local keep, returned = {}, {}
 for i = 4, #ARGV, 2 do
   keep[mine .. ARGV[i]] = true
+  if not before[ARGV[i]] then
+    table.insert(returned, ARGV[i])
+    table.insert(returned, ARGV[i + 1])
+  end
   redis.call('ZADD', KEYS[1], score(now + tonumber(ARGV[3])), mine .. ARGV[i])
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
 end
@@ -152,15 +165,19 @@ for _, entry in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     table.insert(dropped, user_of(entry))
   end
 end
+local gone = {}
 if #dropped > 0 then
-  local still = {}
-  for _, entry in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do still[user_of(entry)] = true end
+  local still = present()
   for _, user in ipairs(dropped) do
-    if not still[user] then redis.call('HDEL', KEYS[2], user) end
+    if not still[user] then
+      table.insert(gone, user)
+      table.insert(gone, redis.call('HGET', KEYS[2], user) or '')
+      redis.call('HDEL', KEYS[2], user)
+    end
   end
 end
 if not forget_room_if_empty() then redis.call('SADD', KEYS[3], ARGV[1]) end
-return 1
+return {returned, gone}
 """
 
 # ARGV: room, proc, seconds: this process's entries expire within `seconds` at the latest.
@@ -191,6 +208,10 @@ return out
 """
 
 
+async def _ignore_correction(room: str, user_id: str, name: str | None) -> None:
+    pass
+
+
 def _keys(room: str) -> list[str]:
     return [f"chat:presence:{room}", f"chat:names:{room}", ROOMS_KEY]
 
@@ -201,6 +222,7 @@ class RedisPresence:
         url: str,
         grace: float,
         on_left: OnLeft,
+        on_corrected: OnCorrected | None = None,
         *,
         ttl: float = ENTRY_TTL,
         heartbeat: float = HEARTBEAT_EVERY,
@@ -214,6 +236,7 @@ class RedisPresence:
         self._heartbeat_every = heartbeat
         self._reap_every = reap_every
         self._on_left = on_left
+        self._on_corrected = on_corrected or _ignore_correction
         # Connections of this process, and the grace period; calls `_gone_here` after it.
         self._local = LocalPresence(grace, self._gone_here)
         self._entries: dict[str, dict[str, str]] = {}  # room -> user -> name, held in Redis
@@ -406,8 +429,18 @@ class RedisPresence:
                 for user_id, name in self._entries.get(room, {}).items():
                     args += [user_id, name]
                 await self._heartbeat(keys=_keys(room), args=args, client=pipe)
-            await pipe.execute()
+            results = await pipe.execute()
         self._stale_rooms.difference_update(rooms)
+        for room, (returned, gone) in zip(rooms, results, strict=True):
+            for user_id, name in zip(returned[::2], returned[1::2], strict=True):
+                self._spawn(self._on_corrected(room, user_id, name))
+            for user_id, _ in zip(gone[::2], gone[1::2], strict=True):
+                self._spawn(self._on_corrected(room, user_id, None))
+
+    def _spawn(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.create_task(work)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     async def _beat_forever(self) -> None:
         while True:
@@ -447,6 +480,4 @@ class RedisPresence:
             for user_id, name in zip(flat[::2], flat[1::2], strict=True):
                 log.info("presence: reaped user of a vanished process: room=%s user=%s",
                          room, user_id)
-                task = asyncio.create_task(self._on_left(room, user_id, name))
-                self._pending.add(task)
-                task.add_done_callback(self._pending.discard)
+                self._spawn(self._on_left(room, user_id, name))

@@ -296,6 +296,44 @@ async def test_two_processes_chat_as_one_through_restart_and_redis_outage(
         assert needle in texts
 
 
+async def test_member_lists_converge_after_a_redis_outage_and_a_crash(
+    two_servers, redis_server, users
+):
+    a, b = two_servers
+    alice, bob, carol = users["Alice"], users["Bob"], users["Carol"]
+    code = await alice.join(a)
+    on_a = await alice.open(a, code)
+    await bob.join(b, code)
+    on_b = await bob.open(b, code)
+    await eventually(lambda: "Bob" in on_a.notices(ENTERED), "Bob's arrival on A")
+    await carol.join(a, code)
+    carol_a = await carol.open(a, code)
+    pages = [on_a, on_b, carol_a]
+    everyone = (["Alice", "Bob", "Carol"], 3)
+    await eventually(lambda: all(p.members() == everyone for p in pages), "everyone listed")
+
+    # Redis loses everything it knew (restarted empty) while both processes run on.
+    redis_server.stop()
+    await eventually(lambda: health(a) == health(b) == "degraded", "degraded health")
+    await asyncio.sleep(1.0)
+    redis_server.start()
+    await eventually(lambda: health(a) == health(b) == "ok", "recovered health", timeout=20)
+    # Recovered, every page reconnects (to catch up) and is sent the list anew.
+    await eventually(lambda: all(p.connects >= 2 for p in pages), "pages to reconnect")
+    await eventually(lambda: all(p.members() == everyone for p in pages),
+                     "every list to show everyone again", timeout=25)
+    await asyncio.sleep(1.0)
+    assert [p.members() for p in pages] == [everyone] * 3, [
+        (p.members(), p.notices(ENTERED), p.notices(LEFT)) for p in pages]
+    assert on_a.notices(LEFT) == []  # nobody left, so nobody was announced as leaving
+
+    # B dies without a word: Bob, on B only, leaves A's lists with a notice.
+    b.kill()
+    await eventually(lambda: all(p.members() == (["Alice", "Carol"], 2) for p in (on_a, carol_a)),
+                     "Bob to leave the lists", timeout=45)
+    assert on_a.notices(LEFT) == carol_a.notices(LEFT) == ["Bob"]
+
+
 def test_in_process_broker_refuses_a_second_process(make_live_server: MakeServer, tmp_path):
     database = tmp_path / "one.db"
     first = make_live_server(name="first", database=database)
