@@ -12,9 +12,8 @@ from datetime import datetime
 from quart import Quart
 from quart_schema import QuartSchema
 
-from chat import assets, live, security, web
+from chat import assets, edits, fragments, live, rooms, security, web
 from chat.broker import open_broker
-from chat.fragments import Fragments
 from chat.hub import Hub
 from chat.settings import PROJECT_ROOT, Settings, load_settings, resolve_secret_key
 from chat.store import open_store
@@ -66,17 +65,21 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.jinja_env.filters["iso_utc"] = _iso_utc
     app.jinja_env.filters["readable_utc"] = _readable_utc
     app.jinja_env.globals["message_max"] = settings.message_max
+    app.jinja_env.globals["message_text"] = fragments.message_text
+    app.jinja_env.globals["reaction_choices"] = rooms.REACTIONS
+    app.jinja_env.filters["member_key"] = fragments.member_key
     app.jinja_env.globals["csrf_token"] = security.csrf_token
     app.after_request(security.add_security_headers)
     app.register_blueprint(assets.vendor_blueprint())
     app.register_blueprint(web.blueprint)
+    app.register_blueprint(edits.blueprint)
     app.register_blueprint(live.blueprint)
 
     @app.before_serving
     async def start() -> None:
         store = await open_store(settings)
         broker = await open_broker(settings)
-        hub = Hub(settings, store, broker, Fragments(app.jinja_env))
+        hub = Hub(settings, store, broker, fragments.Fragments(app.jinja_env))
         await hub.start()
         app.extensions["chat.hub"] = hub
         if multiprocessing.parent_process() is not None:

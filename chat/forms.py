@@ -6,9 +6,9 @@ meaning and word the messages people see.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class JoinForm(BaseModel):
@@ -29,10 +29,22 @@ class MessageForm(BaseModel):
     nonce: Nonce = ""
 
 
+class ReactionForm(BaseModel):
+    emoji: str = ""
+
+
 class MessageFrame(BaseModel):
-    """A frame from `hx-ws:send`: the form fields plus the `headers` htmx adds."""
+    """A frame from `hx-ws:send`: the form fields plus the `headers` htmx adds; or
+    `{"typing": "1"}` while its user types."""
 
     model_config = ConfigDict(extra="ignore")
 
-    message: str
+    message: str | None = None
     nonce: Nonce = ""
+    typing: Literal["1"] | None = None
+
+    @model_validator(mode="after")
+    def _says_something(self) -> MessageFrame:
+        if self.message is None and self.typing is None:
+            raise ValueError("a frame carries a message or says its user is typing")
+        return self

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from jinja2 import Environment
+from markupsafe import Markup
 
+from chat import text
 from chat.store import Message, Page
 
 
@@ -36,9 +38,13 @@ def _sort_key(name: str) -> str:
     )
 
 
+def member_key(user_id: str) -> str:
+    """Names a member in the page without revealing their user id."""
+    return hashlib.blake2s(user_id.encode(), digest_size=6).hexdigest()
+
+
 def listed(user_id: str, name: str) -> Listed:
-    key = hashlib.blake2s(user_id.encode(), digest_size=6).hexdigest()
-    return Listed(key, name, _sort_key(name))
+    return Listed(member_key(user_id), name, _sort_key(name))
 
 
 def member_list(members: dict[str, str]) -> list[Listed]:
@@ -58,15 +64,16 @@ class Fragments:
         self._member_count = jinja.get_template("fragments/member_count.html")
         self._message_form = jinja.get_template("fragments/message_form.html")
         self._page = jinja.get_template("fragments/earlier.html")
+        self._typing = jinja.get_template("fragments/typing.html")
 
-    def message(self, message: Message) -> str:
-        return self._message.render(message=message)
+    def message(self, message: Message, mentionable: Mentionable | None = None) -> str:
+        return self._message.render(message=message, mentionable=mentionable or {})
 
-    def page(self, code: str, page: Page) -> str:
+    def page(self, code: str, page: Page, mentionable: Mentionable | None = None) -> str:
         """A page of history led by its "Load earlier messages" control. Rendered here,
         synchronously, for the room page too: Jinja's async mode makes each included
         message several times dearer."""
-        return self._page.render(code=code, page=page)
+        return self._page.render(code=code, page=page, mentionable=mentionable or {})
 
     def notice(self, text: str) -> str:
         return self._notice.render(text=text)
@@ -83,10 +90,31 @@ class Fragments:
 
     # Live frames ---------------------------------------------------------------
 
-    def messages_frame(self, messages: Iterable[Message]) -> str:
+    def messages_frame(
+        self, messages: Iterable[Message], mentionable: Mentionable | None = None
+    ) -> str:
         # upsert replaces a message the page already shows and inserts a new one in id
         # order, so a catch-up that overlaps what arrived live shows nothing twice.
-        return _out_of_band("upsert:#messages", "".join(map(self.message, messages)))
+        html = "".join(self.message(message, mentionable) for message in messages)
+        return _out_of_band("upsert:#messages", html)
+
+    def changes_frame(
+        self, messages: Iterable[Message], mentionable: Mentionable | None = None
+    ) -> str:
+        """Messages edited, deleted or reacted to: each replaces the one with its id where
+        a page shows it, and is nothing where it does not (never inserted out of place)."""
+        return "".join(
+            self.message(message, mentionable).replace("<article ", _REPLACE_ARTICLE, 1)
+            for message in messages
+        )
+
+    def typing_frame(self, user_id: str, name: str) -> str:
+        # One line per person in #typing; the page hides it a few seconds after it came.
+        line = self._typing.render(key=member_key(user_id), name=name)
+        return _out_of_band("upsert:#typing", line)
+
+    def typing_done(self, user_id: str) -> str:
+        return f'<span id="typing-{member_key(user_id)}" hx-swap-oob="delete"></span>'
 
     def notice_frame(self, text: str) -> str:
         return _out_of_band("beforeend:#messages", self.notice(text))
@@ -121,6 +149,20 @@ class Fragments:
         return self.message_form(room, value, error, nonce).replace(
             "<form ", '<form hx-swap-oob="outerHTML" ', 1
         )
+
+
+_REPLACE_ARTICLE = '<article hx-swap-oob="outerHTML" '
+
+# Who a message may mention: display name -> the user ids that have used it in the room.
+Mentionable = Mapping[str, Sequence[str]]
+
+
+def message_text(message: Message, mentionable: Mentionable) -> tuple[Markup, list[str]]:
+    """A message's text as HTML and the member keys it mentions (template helper)."""
+    if message.deleted:
+        return Markup(""), []
+    by_name = {name: [member_key(user) for user in users] for name, users in mentionable.items()}
+    return text.render(message.text, by_name)
 
 
 def _deleted_member(user_id: str) -> str:

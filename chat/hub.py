@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import timedelta
 from typing import Protocol
 
 from chat import rooms
 from chat.broker import Broker, RoomEvent
-from chat.fragments import Fragments
+from chat.fragments import Fragments, Mentionable
 from chat.presence import Held, Presence, open_presence
 from chat.ratelimits import RateLimits
 from chat.settings import Settings
-from chat.store import Page, Posted, Store, utc_now
+from chat.store import Message, Page, Posted, Store, utc_now
 
 log = logging.getLogger("chat")
 
@@ -31,6 +31,9 @@ CATCH_UP_OVERLAP = 20
 # Draws before giving up on finding a free code (only a nearly full code space needs more).
 CODE_ATTEMPTS = 100
 SLOW_DOWN = "You are sending messages too quickly. Please wait a moment."
+# Someone's "is typing" goes out at most this often; pages drop it a few seconds after.
+TYPING_EVERY = 2.0
+TYPING_TRACKED = 10_000
 
 
 # WebSocket close codes after which htmx reconnects by itself (and the page catches up).
@@ -66,6 +69,7 @@ class Hub:
         self._accepting = True
         broker.on_recovered(self._resync_connections)
         self._deletions: dict[str, asyncio.Task] = {}
+        self._typing: dict[tuple[str, str], float] = {}  # (room, user) -> when last told
         self._sweeper: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -165,9 +169,66 @@ class Hub:
             raise rooms.RuleBroken(SLOW_DOWN)
         posted = await self.store.add_message(code, user_id, author, text, nonce)
         if posted.new:
-            html = self.fragments.messages_frame((posted.message,))
-            self.broker.publish(RoomEvent(code, html, posted.message.id))
+            message = posted.message
+            mentionable = await self._mentionable(code, (message,))
+            html = self.fragments.messages_frame((message,), mentionable)
+            # The message lands: its author is no longer typing.
+            html += self.fragments.typing_done(user_id)
+            self.broker.publish(RoomEvent(code, html, message.id))
         return posted
+
+    async def edit_message(self, code: str, message_id: int, user_id: str, raw_text: str) -> None:
+        """Raises `RuleBroken`, `MessageMissing` or `NotYours`."""
+        text = rooms.clean_message(raw_text, self.settings.message_max)
+        mentionable = await self.store.room_names(code) if "@" in text else {}
+        message = await self.store.edit_message(code, message_id, user_id, text)
+        self._publish_change(message, mentionable)
+
+    async def delete_message(self, code: str, message_id: int, user_id: str) -> None:
+        """Raises `MessageMissing` or `NotYours`."""
+        self._publish_change(await self.store.delete_message(code, message_id, user_id), {})
+
+    async def react(self, code: str, message_id: int, user_id: str, name: str, emoji: str) -> None:
+        """Toggle the user's reaction; raises `RuleBroken` or `MessageMissing`."""
+        rooms.check_reaction(emoji)
+        if not await self.rate_limits.messages.hit(user_id):
+            raise rooms.RuleBroken(SLOW_DOWN)
+        mentionable = await self.store.room_names(code)
+        message = await self.store.toggle_reaction(code, message_id, user_id, name, emoji)
+        self._publish_change(message, mentionable)
+
+    def _publish_change(self, message: Message, mentionable: Mentionable) -> None:
+        # Published as soon as it is stored (no wait in between), so a room's changes
+        # reach every page in the order they were made.
+        html = self.fragments.changes_frame((message,), mentionable)
+        self.broker.publish(RoomEvent(message.room, html))
+
+    async def typing(self, code: str, user_id: str, name: str) -> None:
+        """Tell the others this user is typing; at most once per TYPING_EVERY seconds."""
+        now = asyncio.get_running_loop().time()
+        key = (code, user_id)
+        if now - self._typing.get(key, -TYPING_EVERY) < TYPING_EVERY:
+            return
+        self._typing[key] = now
+        if len(self._typing) > TYPING_TRACKED:
+            self._forget_old_typing(now)
+        html = self.fragments.typing_frame(user_id, name)
+        self.broker.publish(RoomEvent(code, html, skip_user=user_id))
+
+    def _forget_old_typing(self, now: float) -> None:
+        self._typing = {
+            key: then for key, then in self._typing.items() if now - then < TYPING_EVERY
+        }
+
+    async def _mentionable(self, code: str, messages: Iterable[Message]) -> Mentionable:
+        """The names these messages may mention: read only when one has an `@`."""
+        if not any("@" in message.text for message in messages):
+            return {}
+        return await self.store.room_names(code)
+
+    async def note_name(self, code: str, user_id: str, name: str) -> None:
+        """`name` has been in the room: mentions of it are marked from now on."""
+        await self.store.add_room_name(code, user_id, name)
 
     async def keep_alive_without_socket(self, code: str) -> None:
         """A post from a page without JavaScript (no live connection) restarts the
@@ -178,15 +239,50 @@ class Hub:
     async def latest_page(self, code: str, before_id: int | None = None) -> Page:
         return await self.store.page_before(code, before_id, self.settings.page_size)
 
+    async def message(self, code: str, message_id: int) -> Message | None:
+        """One message as it is now; None when there is none (or it was deleted)."""
+        page = await self.store.page_before(code, message_id + 1, 1)
+        found = page.messages[0] if page.messages else None
+        if found is None or found.id != message_id or found.deleted:
+            return None
+        return found
+
+    async def history(self, code: str, before_id: int | None = None) -> tuple[Page, str, int]:
+        """A page of history, its HTML, and the room's revision it shows (read first: a
+        change racing the read is sent again on connect, never missed)."""
+        revision = await self.store.room_revision(code)
+        page = await self.latest_page(code, before_id)
+        html = self.fragments.page(code, page, await self._mentionable(code, page.messages))
+        return page, html, revision
+
     @property
     def shared(self) -> bool:
         """Several processes serve the rooms (presence and fan-out through a broker)."""
         return bool(self.settings.broker_url)
 
     async def catch_up_frames(
+        self, code: str, after_id: int, since_revision: int | None = None
+    ) -> AsyncIterator[tuple[list[int], str]]:
+        """Every message after `after_id`, oldest first: (their ids, frame) a page at a
+        time; then, with `since_revision`, the older ones changed since then."""
+        seen_up_to = after_id
+        async for frame in self._new_messages_frames(code, after_id):
+            yield frame
+        if since_revision is None:
+            return
+        while True:
+            changed = await self.store.changed_since(
+                code, since_revision, seen_up_to, CATCH_UP_PAGE
+            )
+            if not changed:
+                return
+            since_revision = changed[-1].revision
+            mentionable = await self._mentionable(code, changed)
+            yield [], self.fragments.changes_frame(changed, mentionable)
+
+    async def _new_messages_frames(
         self, code: str, after_id: int
     ) -> AsyncIterator[tuple[list[int], str]]:
-        """Every message after `after_id`, oldest first: (their ids, frame) a page at a time."""
         if self.shared and after_id:
             # Across processes a message can arrive after a newer one, so the page's
             # newest id does not prove it has every older one: re-send the last few too
@@ -198,7 +294,8 @@ class Hub:
             if not missed:
                 return
             after_id = missed[-1].id
-            yield [message.id for message in missed], self.fragments.messages_frame(missed)
+            frame = self.fragments.messages_frame(missed, await self._mentionable(code, missed))
+            yield [message.id for message in missed], frame
 
     # Presence ----------------------------------------------------------------
 

@@ -48,9 +48,10 @@ class Connection:
     connection holds a third of the memory.
     """
 
-    __slots__ = ("_limit", "_pending", "_wakeup", "stopped")
+    __slots__ = ("_limit", "_pending", "_wakeup", "stopped", "user_id")
 
-    def __init__(self, queue_size: int) -> None:
+    def __init__(self, queue_size: int, user_id: str) -> None:
+        self.user_id = user_id
         self._limit = queue_size
         self._pending: deque[tuple[int | None, str]] = deque()
         self._wakeup: asyncio.Future[None] | None = None
@@ -58,7 +59,8 @@ class Connection:
         self.stopped: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     def __call__(self, event: RoomEvent) -> None:
-        self.push(event.html, event.message_id)
+        if event.skip_user != self.user_id:
+            self.push(event.html, event.message_id)
 
     def push(self, html: str, message_id: int | None = None) -> None:
         if len(self._pending) >= self._limit:
@@ -78,7 +80,7 @@ class Connection:
         if not self.stopped.done():
             self.stopped.set_result(close_code)
 
-    async def write(self, hub: Hub, code: str, after_id: int) -> None:
+    async def write(self, hub: Hub, code: str, after_id: int, since: int | None) -> None:
         """Send the member list and what the page missed, then everything queued.
 
         The subscription started before the catch-up was read, so a message can be in
@@ -87,7 +89,7 @@ class Connection:
         """
         await websocket.send(await hub.members_frame(code))
         caught_up: set[int] = set()
-        async for message_ids, frame in hub.catch_up_frames(code, after_id):
+        async for message_ids, frame in hub.catch_up_frames(code, after_id, since):
             await websocket.send(frame)
             caught_up.update(message_ids)
         while True:
@@ -102,9 +104,9 @@ def _hub() -> Hub:
     return current_app.extensions["chat.hub"]
 
 
-def _after_id() -> int:
-    raw = websocket.args.get("after", "0")
-    return int(raw) if raw.isdecimal() and len(raw) < 19 else 0
+def _number_arg(name: str) -> int | None:
+    raw = websocket.args.get(name, "")
+    return int(raw) if raw.isdecimal() and len(raw) < 19 else None
 
 
 async def _admit(hub: Hub, code: str) -> tuple[str, str]:
@@ -136,7 +138,7 @@ async def room_socket(code: str) -> None:
     except Refused as refusal:
         await websocket.close(refusal.code, refusal.reason)
         return
-    connection = Connection(hub.settings.send_queue)
+    connection = Connection(hub.settings.send_queue, user_id)
     await hub.enter(code, user_id, name, connection)
     try:
         close_code = await _serve(hub, code, user_id, name, connection)
@@ -152,7 +154,9 @@ async def _serve(
 ) -> int | None:
     """Run reader and writer until one ends or the connection is stopped; the close
     code to send, if any."""
-    writer = asyncio.create_task(connection.write(hub, code, _after_id()))
+    # `after`: the page's newest message; `since`: the room's revision it was rendered at.
+    after, since = _number_arg("after") or 0, _number_arg("since")
+    writer = asyncio.create_task(connection.write(hub, code, after, since))
     reader = asyncio.create_task(_read(hub, code, user_id, name, connection))
     try:
         await asyncio.wait((writer, reader, connection.stopped), return_when=FIRST_COMPLETED)
@@ -178,7 +182,8 @@ async def _serve(
 
 
 async def _read(hub: Hub, code: str, user_id: str, name: str, connection: Connection) -> int:
-    """Post each frame's message; returns a close code when a frame is unacceptable."""
+    """Post each frame's message (or pass on that its user is typing); returns a close
+    code when a frame is unacceptable."""
     frame_max = hub.settings.ws_frame_max
     while True:
         data = await websocket.receive()
@@ -190,6 +195,9 @@ async def _read(hub: Hub, code: str, user_id: str, name: str, connection: Connec
             frame = MessageFrame.model_validate_json(data)
         except ValidationError:
             return INVALID_PAYLOAD
+        if frame.message is None:  # only "I am typing"
+            await hub.typing(code, user_id, name)
+            continue
         try:
             posted = await hub.post_message(code, user_id, name, frame.message, frame.nonce)
         except rooms.RuleBroken as broken:

@@ -20,6 +20,9 @@ ROOM_FULL = "Room is full."
 NAME_TOO_LONG = f"Names can be at most {NAME_MAX} characters."
 NAME_UNPRINTABLE = "Names cannot contain control or invisible formatting characters."
 MESSAGE_EMPTY = "Please type a message."
+# The reactions a message can get, in the order the picker offers them.
+REACTIONS = ("👍", "❤️", "😂", "🎉", "😮", "🙏")
+REACTION_UNKNOWN = "Please pick one of the offered reactions."
 MESSAGE_UNPRINTABLE = "Messages cannot contain control characters other than line breaks."
 
 
@@ -48,6 +51,11 @@ def _has_unprintable(text: str, allowed: str = "") -> bool:
         unicodedata.category(char) in {"Cc", "Cf", "Cs", "Co", "Cn"} and char not in allowed
         for char in text
     )
+
+
+def check_reaction(emoji: str) -> None:
+    if emoji not in REACTIONS:
+        raise RuleBroken(REACTION_UNKNOWN)
 
 
 def clean_name(raw: str) -> str:

@@ -11,6 +11,7 @@ from quart import (
     current_app,
     flash,
     get_flashed_messages,
+    make_response,
     redirect,
     render_template,
     request,
@@ -22,7 +23,7 @@ from quart_schema import DataSource, RequestSchemaValidationError, validate_requ
 
 from chat import rooms, security
 from chat.forms import JoinForm, MessageForm
-from chat.fragments import member_list
+from chat.fragments import member_key, member_list
 from chat.hub import Hub, TooManyLookups
 from chat.store import RoomGone
 
@@ -33,7 +34,7 @@ TOO_MANY_JOINS = "Too many attempts to join. Please wait a minute and try again.
 TOO_MANY_ROOMS = "You have created many rooms in a short time. Please wait a minute."
 
 
-def _hub() -> Hub:
+def current_hub() -> Hub:
     return current_app.extensions["chat.hub"]
 
 
@@ -72,7 +73,7 @@ async def check_csrf():
 @blueprint.post("/")
 @validate_request(JoinForm, source=DataSource.FORM)
 async def join(data: JoinForm):
-    hub = _hub()
+    hub = current_hub()
     limits = hub.rate_limits
     address = _client_address()
     typed = {"name": data.name, "code": data.code}
@@ -97,6 +98,7 @@ async def join(data: JoinForm):
             return await _home(409, error=rooms.ROOM_FULL, **typed)
     session["name"] = name
     session.setdefault("user_id", secrets.token_urlsafe(16))
+    await hub.note_name(code, session["user_id"], name)
     return redirect(url_for("web.room", code=code), 303)
 
 
@@ -110,14 +112,15 @@ def _before_id() -> int | None:
     return int(raw) if raw.isdecimal() and len(raw) < 19 else None
 
 
-async def _room_or_redirect(code: str) -> tuple[str, ResponseReturnValue | None]:
-    """The normalized code, or the redirect for a visitor who cannot be in the room."""
+async def admit_to_room(code: str) -> tuple[str, ResponseReturnValue | None]:
+    """The normalized code, and the redirect for a visitor who cannot be in the room
+    (None for a member)."""
     if code != rooms.normalize_code(code):
         return code, redirect(url_for("web.room", code=rooms.normalize_code(code)), 303)
     if not session.get("name"):
         return code, redirect(url_for("web.home", code=code), 303)
     try:
-        found = await _hub().find_room(code, _client_address())
+        found = await current_hub().find_room(code, _client_address())
     except TooManyLookups:
         return code, await _home(429, error=TOO_MANY_JOINS, code=code)
     if not found:
@@ -133,15 +136,16 @@ async def _room_page(
     error: str | None = None,
     nonce: str | None = None,
 ):
-    hub = _hub()
+    hub = current_hub()
     before_id = _before_id()
-    page = await hub.latest_page(code, before_id)
+    page, history, revision = await hub.history(code, before_id)
     invite = url_for("web.home", code=code, _external=True)
     html = await render_template(
         "room.html",
         code=code,
         page=page,
-        history=Markup(hub.fragments.page(code, page)),
+        history=Markup(history),
+        revision=revision,
         live=before_id is None,
         invite=invite,
         members=member_list(await hub.presence.members(code)),
@@ -155,17 +159,17 @@ async def _room_page(
 
 @blueprint.get("/rooms/<code>")
 async def room(code: str):
-    code, refusal = await _room_or_redirect(code)
+    code, refusal = await admit_to_room(code)
     return refusal or await _room_page(code)
 
 
 @blueprint.post("/rooms/<code>/messages")
 @validate_request(MessageForm, source=DataSource.FORM)
 async def post_message(code: str, data: MessageForm):
-    code, refusal = await _room_or_redirect(code)
+    code, refusal = await admit_to_room(code)
     if refusal:
         return refusal
-    hub = _hub()
+    hub = current_hub()
     try:
         await hub.post_message(
             code, session["user_id"], session["name"], data.message, data.nonce or None
@@ -182,16 +186,29 @@ async def post_message(code: str, data: MessageForm):
 
 @blueprint.get("/rooms/<code>/messages")
 async def earlier_messages(code: str):
-    code, refusal = await _room_or_redirect(code)
+    code, refusal = await admit_to_room(code)
     if refusal:
         return refusal
-    page = await _hub().latest_page(code, _before_id())
-    return _hub().fragments.page(code, page)
+    page = await current_hub().latest_page(code, _before_id())
+    return current_hub().fragments.page(code, page)
+
+
+@blueprint.get("/me.css")
+async def my_stylesheet():
+    """The reader's own rules: their messages look like theirs and offer Edit and
+    Delete, messages that mention them stand out. A stylesheet, so it works without
+    JavaScript while every message stays the same bytes for everyone."""
+    key = member_key(session.get("user_id", ""))
+    css = await render_template("me.css", key=key) if session.get("user_id") else ""
+    response = await make_response(css)
+    response.headers["Content-Type"] = "text/css; charset=utf-8"
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
 
 
 @blueprint.get("/healthz")
 async def healthz():
-    hub = _hub()
+    hub = current_hub()
     if not await hub.store.ping():
         return {"status": "unavailable", "reason": "database does not answer"}, 503
     if not hub.broker.healthy:

@@ -129,7 +129,9 @@ async def test_two_users_chat_both_ways_with_the_same_frame_bytes(app):
         to_ann = (await receive_until(ann_ws, "Hi Bob"))[-1]
         to_bob = (await receive_until(bob_ws, "Hi Bob"))[-1]
         assert to_bob.startswith('<div hx-swap-oob="upsert:#messages"><article')
-        assert to_bob.endswith("</article></div>")
+        # ... and Ann, who sent it, is no longer typing.
+        assert re.search(r'</article></div><span id="typing-[0-9a-f]+" hx-swap-oob="delete">'
+                         r"</span>$", to_bob)
         assert to_ann == to_bob
         first = to_bob
         assert '<span class="author">Ann</span>' in to_bob

@@ -22,12 +22,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from chat.store import Message, Posted, RoomGone, Store, utc_now
+from chat.store import Message, MessageMissing, NotYours, Posted, RoomGone, Store, utc_now
 from chat.store.postgres import PostgresStore
 from chat.store.sqlite import SQLiteStore
 
 MIGRATIONS = resources.files("chat.store") / "migrations"
-LATEST_SCHEMA = sum(entry.name.endswith(".sql") for entry in (MIGRATIONS / "sqlite").iterdir())
+LATEST_SCHEMA = max(
+    int(entry.name.split("_", 1)[0])
+    for entry in (MIGRATIONS / "sqlite").iterdir()
+    if entry.name.endswith(".sql")
+)
 
 POSTGRES_URL = os.environ.get(
     "CHAT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -416,6 +420,69 @@ async def _build_first_release_database(database: Database) -> None:
         )
     finally:
         await connection.close()
+
+
+# Edits, deletions, reactions -------------------------------------------------------
+
+
+async def test_edit_and_delete_are_the_authors_and_show_everywhere(store: Store) -> None:
+    room = await _room(store)
+    first, second = await _fill(store, room, 2)
+    since = await store.room_revision(room)
+
+    edited = await store.edit_message(room, first.id, "u1", "fixed the typo")
+    assert (edited.id, edited.text, edited.edited, edited.deleted) == (
+        first.id, "fixed the typo", True, False)
+    assert edited.sent_at == first.sent_at and edited.revision > since
+    with pytest.raises(NotYours):
+        await store.edit_message(room, second.id, "someone else", "mine now")
+    with pytest.raises(NotYours):
+        await store.delete_message(room, second.id, "someone else")
+    with pytest.raises(MessageMissing):
+        await store.edit_message(room, 10**9, "u1", "no such message")
+    with pytest.raises(MessageMissing):
+        await store.edit_message("OTHR", first.id, "u1", "wrong room")
+
+    deleted = await store.delete_message(room, second.id, "u1")
+    assert (deleted.text, deleted.deleted) == ("", True)
+    with pytest.raises(MessageMissing):
+        await store.edit_message(room, second.id, "u1", "back from the dead")
+
+    page = (await store.page_before(room, None, 10)).messages
+    assert page == [edited, deleted]
+    assert await store.messages_after(room, 0, 10) == [edited, deleted]
+    # A page rendered before both changes catches up on them, in the order they happened.
+    assert await store.changed_since(room, since, second.id, 10) == [edited, deleted]
+    assert await store.changed_since(room, edited.revision, second.id, 10) == [deleted]
+    assert await store.changed_since(room, since, first.id, 10) == [edited]
+
+
+async def test_reactions_toggle_per_user_and_emoji(store: Store) -> None:
+    room = await _room(store)
+    [message] = await _fill(store, room, 1)
+    await store.toggle_reaction(room, message.id, "u1", "Ann", "👍")
+    await store.toggle_reaction(room, message.id, "u2", "Bob", "👍")
+    after = await store.toggle_reaction(room, message.id, "u2", "Bob", "🎉")
+    assert [(r.emoji, r.names, r.count) for r in after.reactions] == [
+        ("👍", ("Ann", "Bob"), 2), ("🎉", ("Bob",), 1)]
+
+    after = await store.toggle_reaction(room, message.id, "u1", "Ann", "👍")  # taken back
+    assert [(r.emoji, r.names) for r in after.reactions] == [("👍", ("Bob",)), ("🎉", ("Bob",))]
+    assert (await store.page_before(room, None, 10)).messages == [after]
+    with pytest.raises(MessageMissing):
+        await store.toggle_reaction(room, 10**9, "u1", "Ann", "👍")
+
+
+async def test_names_that_have_been_in_a_room(store: Store) -> None:
+    room, other = await _room(store), await _room(store, "OTHR")
+    await store.add_room_name(room, "u1", "Ann")
+    await store.add_room_name(room, "u1", "Ann")
+    await store.add_room_name(room, "u2", "Ann")
+    await store.add_room_name(room, "u3", "Bob")
+    await store.add_room_name(other, "u4", "Cy")
+    names = await store.room_names(room)
+    assert {name: sorted(ids) for name, ids in names.items()} == {
+        "Ann": ["u1", "u2"], "Bob": ["u3"]}
 
 
 async def test_parked_members_are_taken_once_and_skip_deleted_rooms(store: Store) -> None:

@@ -20,6 +20,8 @@ class RoomEvent:
     html: str
     # Set for stored messages, so a connection can skip what its catch-up already sent.
     message_id: int | None = None
+    # Set for what everyone but this user gets (someone is typing).
+    skip_user: str | None = None
 
 
 Subscriber = Callable[[RoomEvent], None]

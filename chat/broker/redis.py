@@ -60,7 +60,8 @@ def channel(room: str) -> str:
 
 
 def encode(event: RoomEvent) -> str:
-    return json.dumps({"html": event.html, "message_id": event.message_id}, separators=(",", ":"))
+    payload = {"html": event.html, "message_id": event.message_id, "skip_user": event.skip_user}
+    return json.dumps(payload, separators=(",", ":"))
 
 
 class RedisBroker:
@@ -271,7 +272,7 @@ class RedisBroker:
                 try:
                     payload = json.loads(message["data"])
                     event = RoomEvent(name.removeprefix(CHANNEL_PREFIX), payload["html"],
-                                      payload.get("message_id"))
+                                      payload.get("message_id"), payload.get("skip_user"))
                 except (ValueError, KeyError, TypeError):
                     log.warning("dropping malformed event on %s", name)
                     continue

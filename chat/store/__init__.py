@@ -6,7 +6,8 @@ implementation from `CHAT_DATABASE_URL`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -21,16 +22,39 @@ class RoomGone(LookupError):
     """The room was deleted (or never existed) while something was being done in it."""
 
 
+class MessageMissing(LookupError):
+    """No such message in the room (or it was deleted)."""
+
+
+class NotYours(PermissionError):
+    """Only a message's author may change it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    emoji: str
+    names: tuple[str, ...]  # who reacted, in the order they did
+
+    @property
+    def count(self) -> int:
+        return len(self.names)
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     id: int
     room: str
     author_id: str
     author: str
-    text: str
+    text: str  # empty once deleted
     sent_at: datetime
     # What the sender's page called it, so that page can tell its own message arrived.
     nonce: str | None = None
+    # The room's revision when it last changed (0: never), for catching up on changes.
+    revision: int = 0
+    edited: bool = False
+    deleted: bool = False
+    reactions: tuple[Reaction, ...] = ()
 
 
 # A room's member as kept across a restart: (room, user id, display name).
@@ -60,6 +84,29 @@ class Page:
     @property
     def last_id(self) -> int:
         return self.messages[-1].id if self.messages else 0
+
+
+def attach_reactions(
+    messages: list[Message], rows: Iterable[tuple[int, str, str]]
+) -> list[Message]:
+    """`messages` with their reactions from (message id, emoji, name) rows in the order
+    people reacted: each emoji once, in the order it was first used."""
+    by_message: dict[int, dict[str, list[str]]] = {}
+    for message_id, emoji, name in rows:
+        by_message.setdefault(message_id, {}).setdefault(emoji, []).append(name)
+    return [
+        replace(message, reactions=tuple(
+            Reaction(emoji, tuple(names)) for emoji, names in by_message[message.id].items()
+        )) if message.id in by_message else message
+        for message in messages
+    ]
+
+
+def group_names(rows: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    names: dict[str, list[str]] = {}
+    for name, user_id in rows:
+        names.setdefault(name, []).append(user_id)
+    return names
 
 
 def utc_now() -> datetime:
@@ -105,6 +152,34 @@ class Store(Protocol):
 
     async def delete_rooms_empty_since(self, cutoff: datetime) -> list[str]:
         """Delete rooms empty since before `cutoff`, with their history; their codes."""
+
+    async def edit_message(self, room: str, message_id: int, author_id: str, text: str) -> Message:
+        """Replace the text of the author's message; raises `MessageMissing` (also once
+        deleted) or `NotYours`."""
+
+    async def delete_message(self, room: str, message_id: int, author_id: str) -> Message:
+        """Delete the author's message (its text is gone, its place stays); raises
+        `MessageMissing` or `NotYours`."""
+
+    async def toggle_reaction(
+        self, room: str, message_id: int, user_id: str, name: str, emoji: str
+    ) -> Message:
+        """Add this user's `emoji` to the message, or take it back; raises
+        `MessageMissing`."""
+
+    async def changed_since(
+        self, room: str, revision: int, up_to_id: int, limit: int
+    ) -> list[Message]:
+        """Messages up to `up_to_id` that changed after `revision`, in revision order."""
+
+    async def room_revision(self, room: str) -> int:
+        """The room's latest revision: what a page rendered now has seen."""
+
+    async def add_room_name(self, room: str, user_id: str, name: str) -> None:
+        """Remember that `name` has been in the room (what mentions may name)."""
+
+    async def room_names(self, room: str) -> dict[str, list[str]]:
+        """Every name that has been in the room -> the user ids that used it."""
 
     async def park_members(self, members: list[Member]) -> None:
         """Keep (room, user id, name) of members across a restart (rooms gone are skipped)."""

@@ -14,10 +14,22 @@ from importlib import resources
 
 import asyncpg
 
-from chat.store import Member, Message, Page, Posted, utc_now
+from chat.store import (
+    Member,
+    Message,
+    MessageMissing,
+    NotYours,
+    Page,
+    Posted,
+    attach_reactions,
+    group_names,
+    utc_now,
+)
 from chat.store.batching import Batcher, Draft
 
-_MESSAGE_COLUMNS = "id, room_code, author_id, author, body, sent_at, nonce"
+_MESSAGE_COLUMNS = (
+    "id, room_code, author_id, author, body, sent_at, nonce, revision, edited_at, deleted_at"
+)
 
 # pg_advisory_xact_lock key for migrations: "chatmigr" read as a big-endian int64.
 _MIGRATION_LOCK = int.from_bytes(b"chatmigr", "big", signed=True)
@@ -37,8 +49,25 @@ def _ms(moment: datetime) -> datetime:
 
 
 def _message(row: asyncpg.Record) -> Message:
-    id_, room, author_id, author, body, sent_at, nonce = row
-    return Message(id_, room, author_id, author, body, sent_at, nonce)
+    id_, room, author_id, author, body, sent_at, nonce, revision, edited_at, deleted_at = row
+    return Message(
+        id_, room, author_id, author, body, sent_at, nonce, revision,
+        edited=edited_at is not None, deleted=deleted_at is not None,
+    )
+
+
+async def _with_reactions(
+    connection: asyncpg.Connection | asyncpg.Pool, messages: list[Message]
+) -> list[Message]:
+    """The messages with their reactions, read in one query."""
+    if not messages:
+        return messages
+    rows = await connection.fetch(
+        "SELECT message_id, emoji, name FROM reactions WHERE message_id = ANY($1::bigint[])"
+        " ORDER BY reacted_at, ctid",
+        [message.id for message in messages],
+    )
+    return attach_reactions(messages, (tuple(row) for row in rows))
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -227,8 +256,8 @@ class PostgresStore:
             " ORDER BY id DESC LIMIT $3",
             room, before_id if before_id is not None else 2**63 - 1, limit + 1,
         )
-        newest_first = [_message(row) for row in rows[:limit]]
-        return Page(newest_first[::-1], has_earlier=len(rows) > limit)
+        oldest_first = [_message(row) for row in reversed(rows[:limit])]
+        return Page(await _with_reactions(self._pool, oldest_first), has_earlier=len(rows) > limit)
 
     async def messages_after(self, room: str, after_id: int, limit: int) -> list[Message]:
         rows = await self._pool.fetch(
@@ -236,7 +265,7 @@ class PostgresStore:
             " ORDER BY id LIMIT $3",
             room, after_id, limit,
         )
-        return [_message(row) for row in rows]
+        return await _with_reactions(self._pool, [_message(row) for row in rows])
 
     # Empty rooms ---------------------------------------------------------------
 
@@ -259,6 +288,101 @@ class PostgresStore:
             _ms(cutoff),
         )
         return [row["code"] for row in rows]
+
+    # Changes -------------------------------------------------------------------------
+
+    async def edit_message(self, room: str, message_id: int, author_id: str, text: str) -> Message:
+        async def edit(connection: asyncpg.Connection, revision: int) -> None:
+            await connection.execute(
+                "UPDATE messages SET body = $1, edited_at = now(), revision = $2 WHERE id = $3",
+                text, revision, message_id,
+            )
+
+        return await self._change(room, message_id, author_id, edit)
+
+    async def delete_message(self, room: str, message_id: int, author_id: str) -> Message:
+        async def delete(connection: asyncpg.Connection, revision: int) -> None:
+            await connection.execute(
+                "UPDATE messages SET body = '', deleted_at = now(), revision = $1 WHERE id = $2",
+                revision, message_id,
+            )
+            await connection.execute("DELETE FROM reactions WHERE message_id = $1", message_id)
+
+        return await self._change(room, message_id, author_id, delete)
+
+    async def toggle_reaction(
+        self, room: str, message_id: int, user_id: str, name: str, emoji: str
+    ) -> Message:
+        async def toggle(connection: asyncpg.Connection, revision: int) -> None:
+            taken_back = await connection.fetchval(
+                "DELETE FROM reactions WHERE message_id = $1 AND emoji = $2 AND user_id = $3"
+                " RETURNING true",
+                message_id, emoji, user_id,
+            )
+            if not taken_back:
+                await connection.execute(
+                    "INSERT INTO reactions (message_id, emoji, user_id, name)"
+                    " VALUES ($1, $2, $3, $4)",
+                    message_id, emoji, user_id, name,
+                )
+            await connection.execute(
+                "UPDATE messages SET revision = $1 WHERE id = $2", revision, message_id
+            )
+
+        return await self._change(room, message_id, None, toggle)
+
+    async def _change(self, room, message_id, author_id, apply) -> Message:
+        """Check the message is there (and the author's, when `author_id` is given),
+        then `apply(connection, revision)` under the room's next revision. Taking the
+        revision locks the room's row, so a room's changes commit in revision order."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            revision = await connection.fetchval(
+                "UPDATE rooms SET revision = revision + 1 WHERE code = $1 RETURNING revision",
+                room,
+            )
+            row = await connection.fetchrow(
+                "SELECT author_id, deleted_at FROM messages WHERE id = $1 AND room_code = $2",
+                message_id, room,
+            )
+            if revision is None or row is None or row["deleted_at"] is not None:
+                raise MessageMissing(message_id)
+            if author_id is not None and row["author_id"] != author_id:
+                raise NotYours(message_id)
+            await apply(connection, revision)
+            changed = await connection.fetchrow(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = $1", message_id
+            )
+            [message] = await _with_reactions(connection, [_message(changed)])
+            return message
+
+    async def changed_since(
+        self, room: str, revision: int, up_to_id: int, limit: int
+    ) -> list[Message]:
+        rows = await self._pool.fetch(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages"
+            " WHERE room_code = $1 AND revision > $2 AND id <= $3 ORDER BY revision LIMIT $4",
+            room, revision, up_to_id, limit,
+        )
+        return await _with_reactions(self._pool, [_message(row) for row in rows])
+
+    async def room_revision(self, room: str) -> int:
+        revision = await self._pool.fetchval("SELECT revision FROM rooms WHERE code = $1", room)
+        return revision or 0
+
+    async def add_room_name(self, room: str, user_id: str, name: str) -> None:
+        await self._pool.execute(
+            "INSERT INTO room_names (room_code, name, user_id)"
+            " SELECT code, $2, $3 FROM rooms WHERE code = $1 ON CONFLICT DO NOTHING",
+            room, name, user_id,
+        )
+
+    async def room_names(self, room: str) -> dict[str, list[str]]:
+        rows = await self._pool.fetch(
+            "SELECT name, user_id FROM room_names WHERE room_code = $1", room
+        )
+        return group_names(tuple(row) for row in rows)
+
+    # Restarts --------------------------------------------------------------------------
 
     async def park_members(self, members: list[Member]) -> None:
         await self._pool.execute(

@@ -17,12 +17,24 @@ from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
-from chat.store import Member, Message, Page, Posted, utc_now
+from chat.store import (
+    Member,
+    Message,
+    MessageMissing,
+    NotYours,
+    Page,
+    Posted,
+    attach_reactions,
+    group_names,
+    utc_now,
+)
 from chat.store.batching import Batcher, Draft
 
 T = TypeVar("T")
 
-_MESSAGE_COLUMNS = "id, room_code, author_id, author, body, sent_at, nonce"
+_MESSAGE_COLUMNS = (
+    "id, room_code, author_id, author, body, sent_at, nonce, revision, edited_at, deleted_at"
+)
 
 
 def _to_ms(moment: datetime) -> int:
@@ -34,8 +46,24 @@ def _from_ms(ms: int) -> datetime:
 
 
 def _message(row: tuple) -> Message:
-    id_, room, author_id, author, body, sent_at, nonce = row
-    return Message(id_, room, author_id, author, body, _from_ms(sent_at), nonce)
+    id_, room, author_id, author, body, sent_at, nonce, revision, edited_at, deleted_at = row
+    return Message(
+        id_, room, author_id, author, body, _from_ms(sent_at), nonce, revision,
+        edited=edited_at is not None, deleted=deleted_at is not None,
+    )
+
+
+def _with_reactions(connection: sqlite3.Connection, messages: list[Message]) -> list[Message]:
+    """The messages with their reactions, read in one query."""
+    if not messages:
+        return messages
+    marks = ",".join("?" * len(messages))
+    rows = connection.execute(
+        f"SELECT message_id, emoji, name FROM reactions WHERE message_id IN ({marks})"
+        " ORDER BY reacted_at, rowid",
+        [message.id for message in messages],
+    ).fetchall()
+    return attach_reactions(messages, rows)
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -201,8 +229,8 @@ class SQLiteStore:
                 " ORDER BY id DESC LIMIT ?",
                 (room, before_id if before_id is not None else 2**63 - 1, limit + 1),
             ).fetchall()
-            newest_first = [_message(row) for row in rows[:limit]]
-            return Page(newest_first[::-1], has_earlier=len(rows) > limit)
+            oldest_first = [_message(row) for row in reversed(rows[:limit])]
+            return Page(_with_reactions(self._read, oldest_first), has_earlier=len(rows) > limit)
 
         return await self._on_reader(query)
 
@@ -213,7 +241,7 @@ class SQLiteStore:
                 " ORDER BY id LIMIT ?",
                 (room, after_id, limit),
             ).fetchall()
-            return [_message(row) for row in rows]
+            return _with_reactions(self._read, [_message(row) for row in rows])
 
         return await self._on_reader(query)
 
@@ -242,6 +270,127 @@ class SQLiteStore:
             return [code for (code,) in rows]
 
         return await self._on_writer(delete)
+
+    # Changes ---------------------------------------------------------------------
+
+    async def edit_message(self, room: str, message_id: int, author_id: str, text: str) -> Message:
+        def edit(revision: int, now: int) -> None:
+            self._write.execute(
+                "UPDATE messages SET body = ?, edited_at = ?, revision = ? WHERE id = ?",
+                (text, now, revision, message_id),
+            )
+
+        return await self._change(room, message_id, author_id, edit)
+
+    async def delete_message(self, room: str, message_id: int, author_id: str) -> Message:
+        def delete(revision: int, now: int) -> None:
+            self._write.execute(
+                "UPDATE messages SET body = '', deleted_at = ?, revision = ? WHERE id = ?",
+                (now, revision, message_id),
+            )
+            self._write.execute("DELETE FROM reactions WHERE message_id = ?", (message_id,))
+
+        return await self._change(room, message_id, author_id, delete)
+
+    async def toggle_reaction(
+        self, room: str, message_id: int, user_id: str, name: str, emoji: str
+    ) -> Message:
+        def toggle(revision: int, now: int) -> None:
+            taken_back = self._write.execute(
+                "DELETE FROM reactions WHERE message_id = ? AND emoji = ? AND user_id = ?",
+                (message_id, emoji, user_id),
+            ).rowcount
+            if not taken_back:
+                self._write.execute(
+                    "INSERT INTO reactions (message_id, emoji, user_id, name, reacted_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (message_id, emoji, user_id, name, now),
+                )
+            self._write.execute(
+                "UPDATE messages SET revision = ? WHERE id = ?", (revision, message_id)
+            )
+
+        return await self._change(room, message_id, None, toggle)
+
+    async def _change(
+        self,
+        room: str,
+        message_id: int,
+        author_id: str | None,
+        apply: Callable[[int, int], None],
+    ) -> Message:
+        """Check the message is there (and the author's, when `author_id` is given),
+        then `apply(revision, now)` under the room's next revision, in one transaction."""
+
+        def change() -> Message:
+            self._write.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._write.execute(
+                    "SELECT author_id, deleted_at FROM messages WHERE id = ? AND room_code = ?",
+                    (message_id, room),
+                ).fetchone()
+                if row is None or row[1] is not None:
+                    raise MessageMissing(message_id)
+                if author_id is not None and row[0] != author_id:
+                    raise NotYours(message_id)
+                (revision,) = self._write.execute(
+                    "UPDATE rooms SET revision = revision + 1 WHERE code = ? RETURNING revision",
+                    (room,),
+                ).fetchone()
+                apply(revision, _to_ms(utc_now()))
+                changed = self._write.execute(
+                    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,)
+                ).fetchone()
+                [message] = _with_reactions(self._write, [_message(changed)])
+                self._write.execute("COMMIT")
+            except BaseException:
+                self._write.execute("ROLLBACK")
+                raise
+            return message
+
+        return await self._on_writer(change)
+
+    async def changed_since(
+        self, room: str, revision: int, up_to_id: int, limit: int
+    ) -> list[Message]:
+        def query() -> list[Message]:
+            rows = self._read.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages"
+                " WHERE room_code = ? AND revision > ? AND id <= ? ORDER BY revision LIMIT ?",
+                (room, revision, up_to_id, limit),
+            ).fetchall()
+            return _with_reactions(self._read, [_message(row) for row in rows])
+
+        return await self._on_reader(query)
+
+    async def room_revision(self, room: str) -> int:
+        def query() -> int:
+            row = self._read.execute(
+                "SELECT revision FROM rooms WHERE code = ?", (room,)
+            ).fetchone()
+            return row[0] if row else 0
+
+        return await self._on_reader(query)
+
+    async def add_room_name(self, room: str, user_id: str, name: str) -> None:
+        await self._on_writer(
+            lambda: self._write.execute(
+                "INSERT OR IGNORE INTO room_names (room_code, name, user_id)"
+                " SELECT code, ?, ? FROM rooms WHERE code = ?",
+                (name, user_id, room),
+            )
+        )
+
+    async def room_names(self, room: str) -> dict[str, list[str]]:
+        def query() -> dict[str, list[str]]:
+            rows = self._read.execute(
+                "SELECT name, user_id FROM room_names WHERE room_code = ?", (room,)
+            ).fetchall()
+            return group_names(rows)
+
+        return await self._on_reader(query)
+
+    # Restarts ----------------------------------------------------------------------
 
     async def park_members(self, members: list[Member]) -> None:
         def park() -> None:

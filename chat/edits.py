@@ -1,0 +1,101 @@
+"""HTTP routes that change a posted message: edit, delete and react.
+
+They are the no-JavaScript path (each answers 303 back to the room) and what the page's
+script posts in the background (`HX-Request: true` gets 204: the change reaches every
+page, this one included, over the room's WebSocket). Only a message's author may edit
+or delete it; rules live in `chat.rooms`, the work in the hub.
+"""
+
+from __future__ import annotations
+
+from quart import Blueprint, redirect, render_template, request, session, url_for
+from quart_schema import DataSource, validate_request
+
+from chat import rooms, web
+from chat.forms import MessageForm, ReactionForm
+from chat.store import MessageMissing, NotYours, RoomGone
+
+blueprint = Blueprint("edits", __name__)
+blueprint.before_request(web.check_csrf)
+
+NOT_YOURS = "Only its author can change a message."
+MISSING = "That message does not exist (or was deleted)."
+
+
+def _done(code: str):
+    if request.headers.get("HX-Request") == "true":
+        return "", 204
+    return redirect(url_for("web.room", code=code), 303)
+
+
+async def _edit_page(code: str, message_id: int, value: str, status: int, error: str | None):
+    """The edit form: alone for htmx (it opens in place of the text), else a page."""
+    template = "fragments/edit_form.html" if request.headers.get("HX-Request") else "edit.html"
+    html = await render_template(
+        template, code=code, message_id=message_id, value=value, error=error
+    )
+    return html, status
+
+
+@blueprint.get("/rooms/<code>/messages/<int:message_id>/edit")
+async def edit_form(code: str, message_id: int):
+    code, refusal = await web.admit_to_room(code)
+    if refusal:
+        return refusal
+    message = await web.current_hub().message(code, message_id)
+    if message is None:
+        return MISSING, 404
+    if message.author_id != session["user_id"]:
+        return NOT_YOURS, 403
+    return await _edit_page(code, message_id, message.text, 200, None)
+
+
+@blueprint.post("/rooms/<code>/messages/<int:message_id>/edit")
+@validate_request(MessageForm, source=DataSource.FORM)
+async def edit(code: str, message_id: int, data: MessageForm):
+    code, refusal = await web.admit_to_room(code)
+    if refusal:
+        return refusal
+    try:
+        await web.current_hub().edit_message(code, message_id, session["user_id"], data.message)
+    except rooms.RuleBroken as broken:
+        return await _edit_page(code, message_id, data.message, 400, str(broken))
+    except NotYours:
+        return NOT_YOURS, 403
+    except (MessageMissing, RoomGone):
+        return MISSING, 404
+    return _done(code)
+
+
+@blueprint.post("/rooms/<code>/messages/<int:message_id>/delete")
+async def delete(code: str, message_id: int):
+    code, refusal = await web.admit_to_room(code)
+    if refusal:
+        return refusal
+    try:
+        await web.current_hub().delete_message(code, message_id, session["user_id"])
+    except NotYours:
+        return NOT_YOURS, 403
+    except (MessageMissing, RoomGone):
+        return MISSING, 404
+    return _done(code)
+
+
+@blueprint.post("/rooms/<code>/messages/<int:message_id>/reactions")
+@validate_request(ReactionForm, source=DataSource.FORM)
+async def react(code: str, message_id: int, data: ReactionForm):
+    code, refusal = await web.admit_to_room(code)
+    if refusal:
+        return refusal
+    try:
+        rooms.check_reaction(data.emoji)
+    except rooms.RuleBroken as broken:
+        return str(broken), 400
+    hub = web.current_hub()
+    try:
+        await hub.react(code, message_id, session["user_id"], session["name"], data.emoji)
+    except rooms.RuleBroken as broken:  # reacting too fast
+        return str(broken), 429
+    except (MessageMissing, RoomGone):
+        return MISSING, 404
+    return _done(code)
