@@ -18,7 +18,7 @@ from chat.fragments import Fragments, Mentionable
 from chat.presence import Held, Presence, open_presence
 from chat.ratelimits import RateLimits
 from chat.settings import Settings
-from chat.store import Message, Page, Posted, Store, utc_now
+from chat.store import Message, MessageMissing, NotYours, Page, Posted, Store, utc_now
 
 log = logging.getLogger("chat")
 
@@ -178,8 +178,17 @@ class Hub:
         return posted
 
     async def edit_message(self, code: str, message_id: int, user_id: str, raw_text: str) -> None:
-        """Raises `RuleBroken`, `MessageMissing` or `NotYours`."""
-        text = rooms.clean_message(raw_text, self.settings.message_max)
+        """Raises `MessageMissing` or `NotYours` before `RuleBroken`: whether the text would
+        do is no business of someone who may not edit the message."""
+        try:
+            text = rooms.clean_message(raw_text, self.settings.message_max)
+        except rooms.RuleBroken:
+            message = await self.message(code, message_id)
+            if message is None:
+                raise MessageMissing(message_id) from None
+            if message.author_id != user_id:
+                raise NotYours(message_id) from None
+            raise
         mentionable = await self.store.room_names(code) if "@" in text else {}
         message = await self.store.edit_message(code, message_id, user_id, text)
         self._publish_change(message, mentionable)

@@ -52,7 +52,7 @@ NO_LIMITS = {
 RECONNECT_CODES = frozenset({1001, 1005, 1006, 1011, 1012, 1013, 1014})  # as hx-ws
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]*)"')
 MESSAGE = re.compile(
-    r'<article class="message[^"]*" id="message-(\d+)"[^>]*>\s*'
+    r'<article[^>]* class="message[^"]*" id="message-(\d+)"[^>]*>\s*'
     r'<header><span class="author">(.*?)</span>'
     r'.*?<p class="text">(.*?)</p>',
     re.S,
@@ -445,7 +445,8 @@ class LiveClient:
 # Markup check: what another member receives must be only our own markup ---------------
 
 OUR_TAGS = frozenset({"div", "article", "header", "span", "time", "p", "form", "input",
-                      "label", "button", "h2", "ul", "li", "a"})
+                      "label", "button", "h2", "ul", "li", "a", "details", "summary",
+                      "textarea"})
 
 
 class _TagAudit(HTMLParser):
@@ -751,3 +752,17 @@ async def run_load(server: LiveServer, *, clients: int, rooms: int, seconds: flo
     finally:
         await asyncio.gather(*(c.stop() for c in live), return_exceptions=True)
         await asyncio.gather(*(m.close() for m in members), return_exceptions=True)
+
+
+@pytest.fixture(scope="module")
+def arena(module_server: LiveServer) -> Iterator[object]:
+    """The fuzzing modules' arena, on the module's server."""
+    from tests.hardening.fuzzing import Arena
+
+    arena = Arena(module_server)
+    arena.run(arena.open())
+    try:
+        yield arena
+    finally:
+        arena.run(arena.close())
+        arena.loop.close()

@@ -21,145 +21,32 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Iterator
 
 import aiohttp
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.hardening.conftest import (
-    LiveServer,
-    LogWatch,
     Member,
     RawWebSocket,
     close_code_of,
-    markup_problems,
     parse_server_frames,
     wait_until,
 )
+from tests.hardening.fuzzing import (
+    ALLOWED_CLOSE,
+    FUZZ,
+    MESSAGE_MAX,
+    Arena,
+    markup,
+    on_the_wire,
+    pieces,
+    raw_markup_in,
+    text_values,
+)
 
 pytestmark = pytest.mark.e2e
-
-FUZZ = settings(
-    max_examples=50,
-    deadline=None,
-    database=None,  # no .hypothesis folder in the repository
-    # No shrinking: a failing example is reported as found. Shrinking examples that fail
-    # by timing out took minutes; the known failures have deterministic tests below.
-    phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                           HealthCheck.data_too_large],
-)
-ALLOWED_CLOSE = {1003, 1007, 1009}
-MESSAGE_MAX = 2000
-
-# Text meant to break out of HTML, to spoof direction or to hide characters.
-MARKUP = [
-    "<script>alert(1)</script>",
-    "<img src=x onerror=alert(1)>",
-    '"><svg onload=alert(1)>',
-    "'><x-evil autofocus onfocus=alert(1)>",
-    "</p></article><div hx-swap-oob=\"innerHTML:#presence\">owned</div>",
-    "<a href=javascript:alert(1)>x</a>",
-    "{{ 7*7 }}{% raw %}",
-    "&lt;script&gt;",
-    "<!--",
-    "]]><![CDATA[",
-    '" autofocus onfocus="alert(1)',
-    "' autofocus onfocus='alert(1)",
-]
-TRICKY = [
-    "\u202e",  # right-to-left override
-    "\u2066", "\u2069",  # bidi isolates
-    "\u200b", "\u200d", "\ufeff",  # zero width space / joiner, BOM
-    "\x00", "\x1b[31m", "\r\n", "\t", "\x7f", "\x85",
-    "\U0001f600", "e\u0301", "\ud7ff", "\ue000", "\U0010ffff", "\ufffe",
-]
-# Tags, or an attribute that got out of its quotes ("onerror=alert" as text is harmless).
-RAW_PAYLOADS = ("<script", "<img", "<svg", "<x-evil", 'onfocus="alert')
-
-printable = st.text(st.characters(codec="utf-8"), max_size=60)
-tricky = st.sampled_from(TRICKY)
-markup = st.sampled_from(MARKUP)
-pieces = st.lists(st.one_of(printable, tricky, markup), max_size=6).map("".join)
-text_values = st.one_of(
-    pieces,
-    st.integers(1, 3 * MESSAGE_MAX).map(lambda n: "x" * n),
-    st.integers(MESSAGE_MAX - 2, MESSAGE_MAX + 2).map(lambda n: "\U0001f600" * n),
-    st.text(max_size=200),  # anything, lone surrogates included
-)
-
-
-def _wire(value: str) -> str:
-    """A string as it can travel over HTTP/UTF-8: lone surrogates become U+FFFD."""
-    return value.encode("utf-8", "replace").decode("utf-8")
-
-
-def raw_markup_in(text: str) -> list[str]:
-    lowered = text.lower()
-    return [needle for needle in RAW_PAYLOADS if needle in lowered]
-
-
-class Arena:
-    """The module's room: attacker, observer and checker on a private loop."""
-
-    def __init__(self, server: LiveServer) -> None:
-        self.server = server
-        self.loop = asyncio.new_event_loop()
-        self.watch = LogWatch(server)
-        self.round = 0
-
-    def run(self, coroutine, timeout: float = 30.0):
-        return self.loop.run_until_complete(asyncio.wait_for(coroutine, timeout))
-
-    async def open(self) -> None:
-        self.attacker = Member(self.server, "Attacker")
-        self.visitor = Member(self.server, "Visitor")  # the home form changes its session
-        self.observer_member = Member(self.server, "Observer")
-        self.checker_member = Member(self.server, "Checker")
-        self.code = await self.observer_member.create_room()
-        await self.attacker.join_room(self.code)
-        await self.checker_member.join_room(self.code)
-        self.token = await self.attacker.csrf_token()
-        self.visitor_token = await self.visitor.csrf_token()
-        self.observer = await self.observer_member.client(self.code).open()
-        self.checker = await self.checker_member.client(self.code).open()
-
-    async def close(self) -> None:
-        await self.observer.stop()
-        await self.checker.stop()
-        for member in (self.attacker, self.visitor, self.observer_member, self.checker_member):
-            await member.close()
-
-    def observer_mark(self) -> int:
-        return len(self.observer.frames)
-
-    def assert_observer_clean(self, since: int) -> None:
-        for frame in self.observer.frames[since:]:
-            assert not markup_problems(frame), (markup_problems(frame), frame[:2000])
-
-    async def assert_room_works(self) -> None:
-        self.round += 1
-        text = f"checker still here {self.round}"
-        self.checker.send(text)
-        await wait_until(lambda: self.observer.has_text(text), 5, "the checker's message")
-
-    def assert_server_clean(self) -> None:
-        assert self.server.running, "server died\n" + self.server.log_tail()
-        self.watch.assert_clean()
-
-
-@pytest.fixture(scope="module")
-def arena(module_server: LiveServer) -> Iterator[Arena]:
-    arena = Arena(module_server)
-    arena.run(arena.open())
-    try:
-        yield arena
-    finally:
-        arena.run(arena.close())
-        arena.loop.close()
-
 
 @pytest.fixture(autouse=True)
 def _own_log_section(arena: Arena) -> None:
@@ -182,7 +69,7 @@ form_values = st.one_of(text_values, st.just(""))
 )
 def test_home_form_never_fails_or_reflects_markup(arena: Arena, fields, action, keep_token,
                                                   encoding) -> None:
-    fields = [(k, _wire(v)) for k, v in fields]
+    fields = [(k, on_the_wire(v)) for k, v in fields]
     if action:
         fields.append((action, "1"))
     if keep_token:
@@ -233,7 +120,7 @@ def test_home_form_never_fails_or_reflects_markup(arena: Arena, fields, action, 
 )
 def test_message_form_never_fails_and_reaches_others_escaped(arena: Arena, values, keep_token,
                                                              big) -> None:
-    fields = [("message", _wire(v)) for v in values]
+    fields = [("message", on_the_wire(v)) for v in values]
     if big:
         fields.append(("padding", "p" * big))
     if keep_token:
@@ -373,7 +260,7 @@ def test_socket_frames_never_crash_or_reach_others_as_markup(arena: Arena, batch
 
 
 @FUZZ
-@given(name=st.one_of(pieces, markup).map(_wire), text=st.one_of(pieces, markup))
+@given(name=st.one_of(pieces, markup).map(on_the_wire), text=st.one_of(pieces, markup))
 def test_names_and_texts_reach_others_escaped(arena: Arena, name, text) -> None:
     """Another member sees the attacker's name (notices, member list, author) and text
     exactly as typed, as text."""
