@@ -31,7 +31,9 @@ pytestmark = pytest.mark.e2e
 
 POSTGRES_ADMIN = os.environ.get("CHAT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-ARTICLE = re.compile(r'<article class="message[^"]*" id="message-(\d+)"[^>]*>(.*?)</article>', re.S)
+ARTICLE = re.compile(
+    r'<article[^>]* class="message[^"]*" id="message-(\d+)"[^>]*>(.*?)</article>', re.S
+)
 ENTERED = re.compile(r"(\w+) has entered the room")
 MEMBER_LIST = re.compile(r'<ul id="members"[^>]*>(.*?)</ul>', re.S)
 MEMBER = re.compile(r'<li id="(member-[0-9a-f]+)"([^>]*)>([^<]*)</li>')
@@ -108,9 +110,10 @@ class Page:
         return sorted(shown.values(), key=str.casefold), count
 
     async def _run(self) -> None:
+        since = await self.user.revision(self.server, self.code)
         while True:
             newest = max(self.messages, default=0)
-            url = f"{self.server.ws_url}/rooms/{self.code}/ws?after={newest}"
+            url = f"{self.server.ws_url}/rooms/{self.code}/ws?after={newest}&since={since}"
             try:
                 self.ws = await self.user.session.ws_connect(
                     url, origin=self.server.url, max_msg_size=0)
@@ -126,7 +129,8 @@ class Page:
                 self.frames.append(frame.data)
                 for raw_id, article in ARTICLE.findall(frame.data):
                     message_id = int(raw_id)
-                    if message_id in seen:
+                    replaced = 'hx-swap-oob="outerHTML"' in frame.data  # a change
+                    if message_id in seen and not replaced:
                         self.doubled.append(message_id)
                     seen.add(message_id)
                     if message_id not in self.messages:
@@ -153,6 +157,22 @@ class User:
                                      headers={"Origin": server.url}) as response:
             assert response.status == 303, await response.text()
             return response.headers["Location"].rsplit("/", 1)[1]
+
+    async def revision(self, server: LiveServer, code: str) -> int:
+        """The room revision in the connect address of the room page, as served."""
+        async with self.session.get(f"{server.url}/rooms/{code}") as response:
+            return int(re.search(r"since=(\d+)", await response.text()).group(1))
+
+    async def change(self, server: LiveServer, code: str, message_id: int, action: str,
+                     form: dict[str, str]) -> None:
+        async with self.session.get(f"{server.url}/rooms/{code}") as response:
+            token = CSRF.search(await response.text()).group(1)
+        async with self.session.post(
+            f"{server.url}/rooms/{code}/messages/{message_id}/{action}",
+            data={**form, "csrf_token": token}, allow_redirects=False,
+            headers={"Origin": server.url},
+        ) as response:
+            assert response.status == 303, await response.text()
 
     async def open(self, server: LiveServer, code: str) -> Page:
         page = Page(self, server, code)
@@ -294,6 +314,33 @@ async def test_two_processes_chat_as_one_through_restart_and_redis_outage(
     for needle in ("alice-a-4", "bob-b-0", "carol-b-3", "while-b-restarts-2", "during-outage-1",
                    "after-outage-Bob-b"):
         assert needle in texts
+
+
+async def test_changes_reach_the_other_process_and_a_page_that_was_away(two_servers, users):
+    a, b = two_servers
+    alice, bob = users["Alice"], users["Bob"]
+    code = await alice.join(a)
+    on_a = await alice.open(a, code)
+    await bob.join(b, code)
+    on_b = await bob.open(b, code)
+    await on_a.send("draft one")
+    await eventually(lambda: len(on_b.messages) == 1, "the message on B")
+    (message_id,) = on_b.messages
+
+    await alice.change(a, code, message_id, "edit", {"message": "final one"})
+    await eventually(lambda: "final one" in on_b.messages[message_id], "the edit on B")
+    assert "edited" in on_b.messages[message_id]
+    await alice.change(a, code, message_id, "reactions", {"emoji": "🎉"})
+    await eventually(lambda: "🎉 1" in on_b.messages[message_id], "the reaction on B")
+
+    # B restarts; meanwhile the message is deleted on A. B's page, reconnecting with the
+    # address it was served, catches up on the deletion.
+    await b.astop()
+    await alice.change(a, code, message_id, "delete", {})
+    await b.astart()
+    await eventually(lambda: "This message was deleted." in on_b.messages[message_id],
+                     "the deletion on B after its restart")
+    assert "final one" not in on_b.messages[message_id]
 
 
 async def test_member_lists_converge_after_a_redis_outage_and_a_crash(
