@@ -109,11 +109,11 @@ async def test_a_stopped_process_frees_its_places_at_once(make_process):
 
 
 async def test_a_crashed_process_stops_counting_when_its_lease_runs_out(make_process):
-    a = await make_process(lease=0.5, renew_every=0.1)
-    b = await make_process(lease=0.5, renew_every=0.1)
+    a = await make_process(lease=1.5, renew_every=0.1)
+    b = await make_process(lease=1.5, renew_every=0.1)
     for _ in range(3):
         assert await a.claim("ann", "203.0.113.7") is not None
-    await asyncio.sleep(0.3)  # more than one renewal: a's lease is kept while it lives
+    await asyncio.sleep(2.0)  # longer than a lease: renewed while a lives
     assert await b.claim("ann", "203.0.113.7") is None
     a._kill()  # no more renewals, no cleanup
 

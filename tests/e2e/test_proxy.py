@@ -216,7 +216,9 @@ async def test_sigterm_moves_live_pages_through_nginx_to_the_other_process(
                      "every message on every page")
 
     await a.astop()  # SIGTERM: a closes its sockets with 1012 and exits
-    assert any(page.connects >= 2 for page in pages), "no page was on the stopped process"
+    # nginx spreads the pages (least connections), so some were on `a` and come back.
+    await eventually(lambda: any(page.connects >= 2 for page in pages),
+                     "pages of the stopped process to reconnect")
     await eventually(lambda: all(p.ws is not None and not p.ws.closed for p in pages),
                      "every page connected again")
     for i, page in enumerate(pages):
