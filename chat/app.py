@@ -15,7 +15,9 @@ from quart_schema import QuartSchema
 from chat import assets, edits, fragments, live, rooms, security, web
 from chat.broker import open_broker
 from chat.hub import Hub
+from chat.proxies import TrustedProxies
 from chat.settings import PROJECT_ROOT, Settings, load_settings, resolve_secret_key
+from chat.sockets import open_sockets
 from chat.store import open_store
 
 log = logging.getLogger("chat")
@@ -61,6 +63,9 @@ def create_app(settings: Settings | None = None) -> Quart:
         SESSION_COOKIE_SAMESITE="Lax",
         MAX_CONTENT_LENGTH=64 * 1024,
     )
+    app.session_interface = security.SessionCookies()
+    if settings.proxy_hops:
+        app.asgi_app = TrustedProxies(app.asgi_app, settings.proxy_hops)
     QuartSchema(app, swagger_ui_path=None, redoc_ui_path=None, scalar_ui_path=None)
     app.jinja_env.filters["iso_utc"] = _iso_utc
     app.jinja_env.filters["readable_utc"] = _readable_utc
@@ -82,6 +87,9 @@ def create_app(settings: Settings | None = None) -> Quart:
         hub = Hub(settings, store, broker, fragments.Fragments(app.jinja_env))
         await hub.start()
         app.extensions["chat.hub"] = hub
+        sockets = open_sockets(settings)
+        await sockets.start()
+        app.extensions["chat.sockets"] = sockets
         if multiprocessing.parent_process() is not None:
             _close_sockets_on_sigterm(hub)
         log.info("serving: store=%s broker=%s", type(store).__name__, type(broker).__name__)
@@ -92,5 +100,6 @@ def create_app(settings: Settings | None = None) -> Quart:
         await hub.stop()
         await hub.broker.stop()
         await hub.store.close()
+        await app.extensions.pop("chat.sockets").stop()
 
     return app

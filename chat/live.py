@@ -20,12 +20,13 @@ from chat import rooms, security
 from chat.broker import RoomEvent
 from chat.forms import MessageFrame
 from chat.hub import CATCH_UP, Hub, TooManyLookups
+from chat.sockets import TOO_MANY_CONNECTIONS, Sockets
 from chat.store import RoomGone
 
 log = logging.getLogger("chat")
 blueprint = Blueprint("live", __name__)
 
-POLICY_VIOLATION = 1008  # no session, foreign origin, unknown or full room
+POLICY_VIOLATION = 1008  # no session, foreign origin, unknown or full room, too many sockets
 UNSUPPORTED_DATA = 1003  # binary frame
 INVALID_PAYLOAD = 1007  # not the JSON hx-ws sends
 TOO_BIG = 1009
@@ -104,6 +105,10 @@ def _hub() -> Hub:
     return current_app.extensions["chat.hub"]
 
 
+def _sockets() -> Sockets:
+    return current_app.extensions["chat.sockets"]
+
+
 def _number_arg(name: str) -> int | None:
     raw = websocket.args.get(name, "")
     return int(raw) if raw.isdecimal() and len(raw) < 19 else None
@@ -113,7 +118,9 @@ async def _admit(hub: Hub, code: str) -> tuple[str, str]:
     user_id, name = session.get("user_id"), session.get("name")
     if not user_id or not name:
         raise Refused(POLICY_VIOLATION, "no session")
-    if not security.is_same_origin(websocket.headers.get("Origin"), websocket.host):
+    if not security.is_same_origin(
+        websocket.headers.get("Origin"), websocket.host, websocket.scheme
+    ):
         raise Refused(POLICY_VIOLATION, "foreign origin")
     try:
         found = await hub.find_room(code, websocket.remote_addr or "unknown")
@@ -138,12 +145,24 @@ async def room_socket(code: str) -> None:
     except Refused as refusal:
         await websocket.close(refusal.code, refusal.reason)
         return
+    sockets = _sockets()
+    claim = await sockets.claim(user_id, websocket.remote_addr or "unknown")
+    if claim is None:
+        log.info("socket refused, too many connections: user=%s address=%s",
+                 user_id, websocket.remote_addr)
+        await websocket.close(POLICY_VIOLATION, TOO_MANY_CONNECTIONS)
+        return
     connection = Connection(hub.settings.send_queue, user_id)
-    await hub.enter(code, user_id, name, connection)
     try:
-        close_code = await _serve(hub, code, user_id, name, connection)
+        await hub.enter(code, user_id, name, connection)
+        try:
+            close_code = await _serve(hub, code, user_id, name, connection)
+        finally:
+            await hub.exit(code, user_id, connection)
     finally:
-        await hub.exit(code, user_id, connection)
+        # Free before the close frame goes out: a page that reconnects at once, here
+        # or to another process, finds its place.
+        await sockets.release(claim)
     if close_code is not None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(websocket.close(close_code), CLOSE_TIMEOUT)

@@ -12,9 +12,11 @@ import hmac
 import secrets
 from urllib.parse import urlsplit
 
-from quart import Response, request, session
+from quart import Quart, Response, has_request_context, request, session
+from quart.sessions import SecureCookieSessionInterface
 
 CSRF_FIELD = "csrf_token"
+SECURE_SCHEMES = ("https", "wss")
 _SESSION_KEY = "csrf"
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -47,8 +49,16 @@ def csrf_token() -> str:
     return token
 
 
-def is_same_origin(origin: str | None, host: str) -> bool:
-    return bool(origin) and urlsplit(origin).netloc.lower() == host.lower()
+def is_same_origin(origin: str | None, host: str, scheme: str = "") -> bool:
+    """Whether `origin` names our `host`. Over https (or wss), directly or as trusted
+    proxies report it, a plain-http page is another origin; over http either is
+    accepted, since a TLS proxy the app was not told about looks like http."""
+    if not origin:
+        return False
+    parts = urlsplit(origin)
+    if parts.netloc.lower() != host.lower():
+        return False
+    return scheme not in SECURE_SCHEMES or parts.scheme == "https"
 
 
 def _request_is_same_origin() -> bool:
@@ -56,7 +66,7 @@ def _request_is_same_origin() -> bool:
     if origin is None:  # older browsers send only a Referer on same-origin posts
         origin = request.headers.get("Referer")
     # No header at all: a non-browser client, which cannot hold the victim's cookie.
-    return origin is None or is_same_origin(origin, request.host)
+    return origin is None or is_same_origin(origin, request.host, request.scheme)
 
 
 async def csrf_is_valid() -> bool:
@@ -71,3 +81,14 @@ async def add_security_headers(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
+
+
+class SessionCookies(SecureCookieSessionInterface):
+    """The signed cookie session, marked `Secure` when the request came over https
+    (directly, or through trusted proxies: `chat.proxies`), so the browser never sends
+    it over plain http; over http it cannot be, or the session would not work."""
+
+    def get_cookie_secure(self, app: Quart) -> bool:
+        if super().get_cookie_secure(app):
+            return True
+        return has_request_context() and request.scheme == "https"

@@ -44,6 +44,9 @@ class Settings:
     join_fail_rate: Rate | None = field(default_factory=lambda: Rate(10, 60))
     create_rate: Rate | None = field(default_factory=lambda: Rate(10, 60))
     broker_url: str = ""
+    sockets_per_user: int = 10
+    sockets_per_address: int | None = 200
+    proxy_hops: int = 0
     instance_path: Path = DEFAULT_INSTANCE
 
     @property
@@ -104,6 +107,13 @@ def _rate(env: Mapping[str, str], name: str, default: Rate | None) -> Rate | Non
     return rate
 
 
+def _count_or_off(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    raw = env.get(name, "").strip().lower()
+    if raw == "off":
+        return None
+    return _integer(env, name, 0, minimum=1) if raw else default
+
+
 def _database_url(env: Mapping[str, str]) -> str:
     url = env.get("CHAT_DATABASE_URL", "").strip()
     if url and not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
@@ -139,6 +149,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         join_fail_rate=_rate(env, "CHAT_JOIN_FAIL_RATE", Rate(10, 60)),
         create_rate=_rate(env, "CHAT_CREATE_RATE", Rate(10, 60)),
         broker_url=_broker_url(env),
+        sockets_per_user=_integer(env, "CHAT_SOCKETS_PER_USER", 10, minimum=1),
+        sockets_per_address=_count_or_off(env, "CHAT_SOCKETS_PER_ADDRESS", 200),
+        proxy_hops=_integer(env, "CHAT_PROXY_HOPS", 0, minimum=0),
     )
     return Settings(**{**_as_dict(settings), **overrides})
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -13,6 +13,7 @@ from quart.typing import TestClientProtocol
 
 from chat import create_app
 from chat.settings import Settings, load_settings
+from tests.test_broker import RedisServer
 
 ORIGIN = "http://localhost"
 
@@ -57,6 +58,15 @@ async def make_app(make_settings) -> AsyncIterator:
             return app
 
         yield make
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A `redis-server` of the test's own on a free port, stoppable and restartable."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

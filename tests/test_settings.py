@@ -32,6 +32,9 @@ def test_defaults_when_nothing_is_set():
     assert settings.join_fail_rate == Rate(10, 60)
     assert settings.create_rate == Rate(10, 60)
     assert settings.broker_url == ""
+    assert settings.sockets_per_user == 10
+    assert settings.sockets_per_address == 200
+    assert settings.proxy_hops == 0
 
 
 def test_blank_values_mean_the_default():
@@ -54,6 +57,9 @@ def test_every_variable_is_read():
             "CHAT_JOIN_FAIL_RATE": "3/30",
             "CHAT_CREATE_RATE": "2/60",
             "CHAT_BROKER_URL": "redis://cache:6379/0",
+            "CHAT_SOCKETS_PER_USER": "3",
+            "CHAT_SOCKETS_PER_ADDRESS": "50",
+            "CHAT_PROXY_HOPS": "2",
         }
     )
     assert settings.database_url == "sqlite:////srv/chat/data.db"
@@ -70,6 +76,9 @@ def test_every_variable_is_read():
     assert settings.join_fail_rate == Rate(3, 30)
     assert settings.create_rate == Rate(2, 60)
     assert settings.broker_url == "redis://cache:6379/0"
+    assert settings.sockets_per_user == 3
+    assert settings.sockets_per_address == 50
+    assert settings.proxy_hops == 2
 
 
 def test_relative_sqlite_url_is_relative_to_the_working_directory(tmp_path, monkeypatch):
@@ -91,6 +100,11 @@ RATES = ["CHAT_MESSAGE_RATE", "CHAT_JOIN_FAIL_RATE", "CHAT_CREATE_RATE"]
 def test_off_disables_a_rate(variable, value):
     field = variable.removeprefix("CHAT_").lower()
     assert getattr(load_settings({variable: value}), field) is None
+
+
+@pytest.mark.parametrize("value", ["off", " OFF "])
+def test_off_disables_the_socket_limit_per_address(value):
+    assert load_settings({"CHAT_SOCKETS_PER_ADDRESS": value}).sockets_per_address is None
 
 
 @pytest.mark.parametrize(
@@ -116,6 +130,15 @@ def test_off_disables_a_rate(variable, value):
         ("CHAT_DATABASE_URL", "mysql://x"),
         ("CHAT_DATABASE_URL", "chat.db"),
         ("CHAT_BROKER_URL", "amqp://rabbit"),
+        ("CHAT_SOCKETS_PER_USER", "0"),
+        ("CHAT_SOCKETS_PER_USER", "off"),
+        ("CHAT_SOCKETS_PER_USER", "ten"),
+        ("CHAT_SOCKETS_PER_ADDRESS", "0"),
+        ("CHAT_SOCKETS_PER_ADDRESS", "-5"),
+        ("CHAT_SOCKETS_PER_ADDRESS", "lots"),
+        ("CHAT_PROXY_HOPS", "-1"),
+        ("CHAT_PROXY_HOPS", "one"),
+        ("CHAT_PROXY_HOPS", "1.5"),
     ],
 )
 def test_bad_value_is_refused_naming_the_variable(variable, value):

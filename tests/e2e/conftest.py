@@ -1,4 +1,5 @@
-"""End-to-end fixtures: a real server process (`python -m chat`) and Chromium.
+"""End-to-end fixtures: a real server process (`python -m chat`), Chromium, and for
+several processes a shared database (`database_url`; `redis_server` is in tests/conftest).
 
 `LiveServer` runs the app the way it is deployed: its own process group, a port picked
 once, a database file under the test's `tmp_path` and `CHAT_*` settings from the
@@ -20,6 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -27,6 +29,7 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
+POSTGRES_ADMIN = os.environ.get("CHAT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 CHROMIUM_ARGS = ["--disable-background-networking", "--disable-component-update", "--no-first-run"]
 
 
@@ -250,6 +253,29 @@ def live_server_env() -> dict[str, str]:
 @pytest.fixture
 def live_server(make_live_server: MakeServer, live_server_env: dict[str, str]) -> LiveServer:
     return make_live_server(env=live_server_env, name="server")
+
+
+@pytest.fixture
+async def database_url(tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh PostgreSQL database when PostgreSQL answers and the store exists, else a
+    SQLite file shared by the processes."""
+    try:
+        import asyncpg
+
+        import chat.store.postgres  # noqa: F401
+
+        admin = await asyncpg.connect(POSTGRES_ADMIN, timeout=2)
+    except Exception:
+        yield f"sqlite:///{tmp_path / 'shared.db'}"
+        return
+    name = f"chat_scale_{uuid.uuid4().hex[:10]}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
 
 
 def chromium_or_skip() -> str:

@@ -12,9 +12,7 @@ else a SQLite file both processes share.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import re
 import time
 import urllib.request
@@ -25,11 +23,9 @@ import aiohttp
 import pytest
 
 from tests.e2e.conftest import LiveServer, MakeServer
-from tests.test_broker import RedisServer
 
 pytestmark = pytest.mark.e2e
 
-POSTGRES_ADMIN = os.environ.get("CHAT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 ARTICLE = re.compile(
     r'<article[^>]* class="message[^"]*" id="message-(\d+)"[^>]*>(.*?)</article>', re.S
@@ -143,9 +139,10 @@ class Page:
 
 
 class User:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, connector: aiohttp.BaseConnector | None = None) -> None:
         self.name = name
-        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.session = aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True))
         self.pages: list[Page] = []
 
     async def join(self, server: LiveServer, code: str | None = None) -> str:
@@ -184,37 +181,6 @@ class User:
         for page in self.pages:
             await page.close()
         await self.session.close()
-
-
-@pytest.fixture
-def redis_server(tmp_path) -> AsyncIterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def database_url(tmp_path) -> AsyncIterator[str]:
-    """A fresh PostgreSQL database when PostgreSQL answers and the store exists, else a
-    SQLite file shared by the processes."""
-    try:
-        import asyncpg
-
-        import chat.store.postgres  # noqa: F401
-
-        admin = await asyncpg.connect(POSTGRES_ADMIN, timeout=2)
-    except Exception:
-        yield f"sqlite:///{tmp_path / 'shared.db'}"
-        return
-    name = f"chat_scale_{uuid.uuid4().hex[:10]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with contextlib.suppress(Exception):
-            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @pytest.fixture
