@@ -35,9 +35,14 @@ def _sort_key(name: str) -> str:
     )
 
 
+def member_key(user_id: str) -> str:
+    """A member's public key: names their list item and marks their messages (so a
+    page can tell its own), without revealing the user id."""
+    return hashlib.blake2s(user_id.encode(), digest_size=6).hexdigest()
+
+
 def listed(user_id: str, name: str) -> Listed:
-    key = hashlib.blake2s(user_id.encode(), digest_size=6).hexdigest()
-    return Listed(key, name, _sort_key(name))
+    return Listed(member_key(user_id), name, _sort_key(name))
 
 
 def member_list(members: dict[str, str]) -> list[Listed]:
@@ -50,6 +55,7 @@ class Fragments:
         # path and inside callbacks, so they use a synchronous overlay of it (same
         # loader, filters and globals).
         jinja = jinja.overlay(enable_async=False)
+        jinja.filters = {**jinja.filters, "member_key": member_key}
         self._message = jinja.get_template("fragments/message.html")
         self._notice = jinja.get_template("fragments/notice.html")
         self._members = jinja.get_template("fragments/members.html")
