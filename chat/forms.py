@@ -6,7 +6,9 @@ meaning and word the messages people see.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class JoinForm(BaseModel):
@@ -17,8 +19,14 @@ class JoinForm(BaseModel):
     create: str | None = None
 
 
+# What the page calls a message, so that sending it again posts nothing new; empty
+# means none (never deduplicated).
+Nonce = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")]
+
+
 class MessageForm(BaseModel):
     message: str = ""
+    nonce: Nonce = ""
 
 
 class MessageFrame(BaseModel):
@@ -27,3 +35,4 @@ class MessageFrame(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     message: str
+    nonce: Nonce = ""

@@ -8,6 +8,7 @@ A live frame wraps fragments in an out-of-band swap that says where htmx puts th
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -79,8 +80,12 @@ class Fragments:
     def members(self, members: dict[str, str]) -> str:
         return self._members.render(members=member_list(members))
 
-    def message_form(self, room: str, value: str = "", error: str | None = None) -> str:
-        return self._message_form.render(code=room, value=value, error=error)
+    def message_form(
+        self, room: str, value: str = "", error: str | None = None, nonce: str | None = None
+    ) -> str:
+        """The message form, with a fresh nonce unless it gives back a failed message."""
+        nonce = nonce or secrets.token_urlsafe(12)
+        return self._message_form.render(code=room, value=value, error=error, nonce=nonce)
 
     # Live frames ---------------------------------------------------------------
 
@@ -112,8 +117,10 @@ class Fragments:
             "<span ", '<span hx-swap-oob="true" ', 1
         )
 
-    def message_form_frame(self, room: str, value: str = "", error: str | None = None) -> str:
-        return self.message_form(room, value, error).replace(
+    def message_form_frame(
+        self, room: str, value: str = "", error: str | None = None, nonce: str | None = None
+    ) -> str:
+        return self.message_form(room, value, error, nonce).replace(
             "<form ", '<form hx-swap-oob="outerHTML" ', 1
         )
 

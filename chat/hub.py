@@ -18,7 +18,7 @@ from chat.fragments import Fragments
 from chat.presence import Presence, open_presence
 from chat.ratelimits import RateLimits
 from chat.settings import Settings
-from chat.store import Message, Page, Store, utc_now
+from chat.store import Page, Posted, Store, utc_now
 
 log = logging.getLogger("chat")
 
@@ -134,15 +134,19 @@ class Hub:
 
     # Messages ----------------------------------------------------------------
 
-    async def post_message(self, code: str, user_id: str, author: str, raw_text: str) -> Message:
-        """Check, store, then publish; raises `RuleBroken` or `RoomGone`."""
+    async def post_message(
+        self, code: str, user_id: str, author: str, raw_text: str, nonce: str | None = None
+    ) -> Posted:
+        """Check, store, then publish; raises `RuleBroken` or `RoomGone`. A nonce the
+        user already posted in the room publishes nothing: everyone has that message."""
         text = rooms.clean_message(raw_text, self.settings.message_max)
         if not await self.rate_limits.messages.hit(user_id):
             raise rooms.RuleBroken(SLOW_DOWN)
-        message = await self.store.add_message(code, user_id, author, text)
-        html = self.fragments.messages_frame((message,))
-        self.broker.publish(RoomEvent(code, html, message.id))
-        return message
+        posted = await self.store.add_message(code, user_id, author, text, nonce)
+        if posted.new:
+            html = self.fragments.messages_frame((posted.message,))
+            self.broker.publish(RoomEvent(code, html, posted.message.id))
+        return posted
 
     async def keep_alive_without_socket(self, code: str) -> None:
         """A post from a page without JavaScript (no live connection) restarts the

@@ -48,12 +48,11 @@ class Connection:
     connection holds a third of the memory.
     """
 
-    __slots__ = ("_limit", "_pending", "_riders", "_wakeup", "stopped")
+    __slots__ = ("_limit", "_pending", "_wakeup", "stopped")
 
     def __init__(self, queue_size: int) -> None:
         self._limit = queue_size
         self._pending: deque[tuple[int | None, str]] = deque()
-        self._riders: dict[int, str] = {}
         self._wakeup: asyncio.Future[None] | None = None
         # Resolves to the close code when the socket must close: no task waits on it.
         self.stopped: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -68,12 +67,6 @@ class Connection:
         self._pending.append((message_id, html))
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
-
-    def push_with_message(self, message_id: int, html: str) -> None:
-        """Send `html` in the same frame as message `message_id` (not yet sent: it was
-        just published): the sender's fresh form rides on its own message, one frame
-        instead of two, and the input clears as the message appears."""
-        self._riders[message_id] = html
 
     async def _next(self) -> tuple[int | None, str]:
         while not self._pending:
@@ -99,12 +92,10 @@ class Connection:
             caught_up.update(message_ids)
         while True:
             message_id, html = await self._next()
-            rider = self._riders.pop(message_id, "") if self._riders else ""
             if message_id in caught_up:
                 caught_up.discard(message_id)
-                html = ""
-            if html or rider:
-                await websocket.send(html + rider)
+                continue
+            await websocket.send(html)
 
 
 def _hub() -> Hub:
@@ -189,7 +180,6 @@ async def _serve(
 async def _read(hub: Hub, code: str, user_id: str, name: str, connection: Connection) -> int:
     """Post each frame's message; returns a close code when a frame is unacceptable."""
     frame_max = hub.settings.ws_frame_max
-    fresh_form = ""  # the same after every send: rendered at the first one
     while True:
         data = await websocket.receive()
         if not isinstance(data, str):  # binary (an empty binary frame arrives as None)
@@ -201,11 +191,18 @@ async def _read(hub: Hub, code: str, user_id: str, name: str, connection: Connec
         except ValidationError:
             return INVALID_PAYLOAD
         try:
-            message = await hub.post_message(code, user_id, name, frame.message)
+            posted = await hub.post_message(code, user_id, name, frame.message, frame.nonce)
         except rooms.RuleBroken as broken:
-            connection.push(hub.fragments.message_form_frame(code, frame.message, str(broken)))
+            # The page cleared its input when the message left: give the text back
+            # with the reason, under the same nonce, so sending it again is safe.
+            form = hub.fragments.message_form_frame(
+                code, frame.message, str(broken), frame.nonce or None
+            )
+            connection.push(form)
         except RoomGone:
             return POLICY_VIOLATION
         else:
-            fresh_form = fresh_form or hub.fragments.message_form_frame(code)
-            connection.push_with_message(message.id, fresh_form)
+            if not posted.new:
+                # Sent again (queued while the socket was down): the room already has
+                # it, and this page shows it once it gets it (pages upsert by id).
+                connection.push(hub.fragments.messages_frame((posted.message,)))

@@ -168,7 +168,13 @@ def room_lifetime(seconds: float) -> str:
     return f"Rooms are deleted {amount} {unit}{plural} after everyone has left."
 
 
-async def _room_page(code: str, status: int = 200, value: str = "", error: str | None = None):
+async def _room_page(
+    code: str,
+    status: int = 200,
+    value: str = "",
+    error: str | None = None,
+    nonce: str | None = None,
+):
     hub = _hub()
     before_id = _before_id()
     page = await hub.latest_page(code, before_id)
@@ -188,6 +194,8 @@ async def _room_page(code: str, status: int = 200, value: str = "", error: str |
         lifetime=room_lifetime(hub.settings.empty_room_ttl),
         value=value,
         error=error,
+        # A failed message keeps its nonce, so sending it again stays safe.
+        nonce=nonce or secrets.token_urlsafe(12),
     )
     return html, status
 
@@ -209,10 +217,13 @@ async def post_message(code: str, data: MessageForm):
         return refusal
     hub = _hub()
     try:
-        await hub.post_message(code, session["user_id"], session["name"], data.message)
+        await hub.post_message(
+            code, session["user_id"], session["name"], data.message, data.nonce or None
+        )
         await hub.keep_alive_without_socket(code)
     except rooms.RuleBroken as broken:
-        return await _room_page(code, 400, value=data.message, error=str(broken))
+        error = str(broken)
+        return await _room_page(code, 400, value=data.message, error=error, nonce=data.nonce)
     except RoomGone:
         await flash(rooms.ROOM_MISSING)
         return redirect(url_for("web.home"), 303)

@@ -15,15 +15,19 @@ import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
-from chat.store import Message, RoomGone, Store, utc_now
+from chat.store import Message, Posted, RoomGone, Store, utc_now
 from chat.store.postgres import PostgresStore
 from chat.store.sqlite import SQLiteStore
+
+MIGRATIONS = resources.files("chat.store") / "migrations"
+LATEST_SCHEMA = sum(entry.name.endswith(".sql") for entry in (MIGRATIONS / "sqlite").iterdir())
 
 POSTGRES_URL = os.environ.get(
     "CHAT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -132,8 +136,12 @@ async def _room(store: Store, code: str = "ROOM", *, empty_from: datetime | None
     return code
 
 
+async def _post(store: Store, *args: str) -> Message:
+    return (await store.add_message(*args)).message
+
+
 async def _fill(store: Store, room: str, count: int) -> list[Message]:
-    return [await store.add_message(room, "u1", "Ann", f"message {n}") for n in range(count)]
+    return [await _post(store, room, "u1", "Ann", f"message {n}") for n in range(count)]
 
 
 # Rooms ------------------------------------------------------------------------------
@@ -162,8 +170,8 @@ async def test_ping(store: Store) -> None:
 async def test_add_message_returns_committed_messages(database: Database, store: Store) -> None:
     room = await _room(store)
     before = utc_now().replace(microsecond=utc_now().microsecond // 1000 * 1000)
-    first = await store.add_message(room, "u1", "Ann", "hello")
-    second = await store.add_message(room, "u2", "Bob", "hi <b>there</b>")
+    first = await _post(store, room, "u1", "Ann", "hello")
+    second = await _post(store, room, "u2", "Bob", "hi <b>there</b>")
     after = utc_now()
 
     assert (first.room, first.author_id, first.author, first.text) == (room, "u1", "Ann", "hello")
@@ -181,9 +189,10 @@ async def test_concurrent_messages_are_stored_once_in_few_transactions(store: St
     room = await _room(store)
     batches = _count_batches(store)
 
-    messages = await asyncio.gather(
+    posts = await asyncio.gather(
         *(store.add_message(room, f"u{n}", f"User {n}", f"text {n}") for n in range(200))
     )
+    messages = [post.message for post in posts]
 
     ids = [message.id for message in messages]
     assert len(set(ids)) == 200
@@ -199,7 +208,7 @@ async def test_concurrent_messages_are_stored_once_in_few_transactions(store: St
 async def test_room_gone_fails_only_its_own_messages(store: Store) -> None:
     live = await _room(store, "LIVE")
     doomed = await _room(store, "GONE", empty_from=utc_now() - timedelta(hours=1))
-    await store.add_message(doomed, "u1", "Ann", "soon gone")
+    await _post(store, doomed, "u1", "Ann", "soon gone")
     assert await store.delete_rooms_empty_since(utc_now() - timedelta(minutes=30)) == [doomed]
     batches = _count_batches(store)
 
@@ -214,7 +223,8 @@ async def test_room_gone_fails_only_its_own_messages(store: Store) -> None:
     first, deleted, missing, second = results
     assert isinstance(deleted, RoomGone)
     assert isinstance(missing, RoomGone)
-    assert isinstance(first, Message) and isinstance(second, Message)
+    assert isinstance(first, Posted) and isinstance(second, Posted)
+    first, second = first.message, second.message
     assert first.id < second.id
     assert batches == [4]  # they were one batch, and the good ones still committed
     assert (await store.page_before(live, None, 10)).messages == [first, second]
@@ -226,9 +236,9 @@ async def test_page_before_walks_the_history_without_gaps(store: Store) -> None:
     other = await _room(store, "OTHR")
     written = []
     for n in range(120):
-        written.append(await store.add_message(room, "u1", "Ann", f"m{n}"))
+        written.append(await _post(store, room, "u1", "Ann", f"m{n}"))
         if n % 7 == 0:
-            await store.add_message(other, "u2", "Bob", f"elsewhere {n}")
+            await _post(store, other, "u2", "Bob", f"elsewhere {n}")
 
     pages = []
     before = None
@@ -261,8 +271,8 @@ async def test_messages_after(store: Store) -> None:
     other = await _room(store, "OTHR")
     written = []
     for n in range(10):
-        written.append(await store.add_message(room, "u1", "Ann", f"m{n}"))
-        await store.add_message(other, "u2", "Bob", f"o{n}")
+        written.append(await _post(store, room, "u1", "Ann", f"m{n}"))
+        await _post(store, other, "u2", "Bob", f"o{n}")
 
     assert await store.messages_after(room, 0, 100) == written
     assert await store.messages_after(room, written[3].id, 4) == written[4:8]
@@ -322,18 +332,104 @@ async def test_cutoff_is_inclusive_to_the_millisecond(store: Store) -> None:
     assert await store.delete_rooms_empty_since(moment.replace(microsecond=123000)) == ["EDGE"]
 
 
+# Sent exactly once ------------------------------------------------------------------
+
+
+async def test_a_nonce_posts_once_and_returns_the_first_message(store: Store) -> None:
+    room = await _room(store)
+    first = await store.add_message(room, "u1", "Ann", "hello", "n-1")
+    again = await store.add_message(room, "u1", "Ann", "hello (typed again)", "n-1")
+
+    assert first.new and not again.new
+    assert again.message == first.message
+    assert first.message.nonce == "n-1"
+    assert (await store.page_before(room, None, 10)).messages == [first.message]
+
+
+async def test_the_same_nonce_in_one_batch_posts_once(store: Store) -> None:
+    room = await _room(store)
+    batches = _count_batches(store)
+
+    posts = await asyncio.gather(
+        store.add_message(room, "u1", "Ann", "before", None),
+        *(store.add_message(room, "u1", "Ann", "resent", "same") for _ in range(3)),
+        store.add_message(room, "u1", "Ann", "after", None),
+    )
+
+    assert batches == [5]
+    assert [post.new for post in posts] == [True, True, False, False, True]
+    assert len({post.message.id for post in posts[1:4]}) == 1
+    stored = (await store.page_before(room, None, 10)).messages
+    assert [message.text for message in stored] == ["before", "resent", "after"]
+
+
+async def test_nonces_are_per_user_and_room_and_none_is_never_deduplicated(
+    store: Store,
+) -> None:
+    room, other = await _room(store), await _room(store, "OTHR")
+    posts = [
+        await store.add_message(room, "u1", "Ann", "a", "n"),
+        await store.add_message(room, "u2", "Bob", "b", "n"),
+        await store.add_message(other, "u1", "Ann", "c", "n"),
+        await store.add_message(room, "u1", "Ann", "d", None),
+        await store.add_message(room, "u1", "Ann", "d", None),
+    ]
+    assert all(post.new for post in posts)
+    assert len({post.message.id for post in posts}) == 5
+
+
+async def test_a_database_of_the_first_release_upgrades_in_place(database: Database) -> None:
+    await _build_first_release_database(database)
+
+    store = await database.open()
+    [kept] = (await store.page_before("ABCD", None, 10)).messages
+    assert (kept.author, kept.text, kept.nonce) == ("Ann", "from the first release", None)
+    assert (await database.schema_versions())[-1] == LATEST_SCHEMA
+    first = await store.add_message("ABCD", "u1", "Ann", "now with a nonce", "n")
+    assert not (await store.add_message("ABCD", "u1", "Ann", "again", "n")).new
+    assert first.message.id > kept.id
+
+
+async def _build_first_release_database(database: Database) -> None:
+    """The schema and a message as the first release left them (migration 1 only)."""
+    first = "0001_rooms_and_messages.sql"
+    if database.kind == "sqlite":
+        with sqlite3.connect(database.location) as connection:
+            connection.executescript((MIGRATIONS / "sqlite" / first).read_text())
+            connection.execute("INSERT INTO rooms VALUES ('ABCD', 0, NULL)")
+            connection.execute(
+                "INSERT INTO messages (room_code, author_id, author, body, sent_at)"
+                " VALUES ('ABCD', 'u1', 'Ann', 'from the first release', 1000)"
+            )
+            connection.execute("PRAGMA user_version=1")
+        return
+    connection = await asyncpg.connect(database.location)
+    try:
+        await connection.execute((MIGRATIONS / "postgres" / first).read_text())
+        await connection.execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY,"
+            " applied_at timestamptz NOT NULL DEFAULT now());"
+            "INSERT INTO schema_migrations (version) VALUES (1);"
+            "INSERT INTO rooms VALUES ('ABCD', now(), NULL);"
+            "INSERT INTO messages (room_code, author_id, author, body, sent_at)"
+            " VALUES ('ABCD', 'u1', 'Ann', 'from the first release', now())"
+        )
+    finally:
+        await connection.close()
+
+
 # Schema and restarts ----------------------------------------------------------------
 
 
 async def test_stores_opening_together_migrate_once(database: Database) -> None:
     first, second = await asyncio.gather(database.open(), database.open())
     await _room(first, "ABCD")
-    message = await second.add_message("ABCD", "u1", "Ann", "hello")
+    message = await _post(second, "ABCD", "u1", "Ann", "hello")
     assert (await first.page_before("ABCD", None, 10)).messages == [message]
 
     third = await database.open()  # already up to date: nothing to do, nothing lost
     assert await third.room_exists("ABCD")
-    assert await database.schema_versions() == [1]
+    assert (await database.schema_versions())[-1] == LATEST_SCHEMA
 
 
 async def test_restart_keeps_rooms_and_messages(database: Database) -> None:
@@ -346,5 +442,5 @@ async def test_restart_keeps_rooms_and_messages(database: Database) -> None:
     assert await reopened.room_exists("ABCD")
     assert (await reopened.page_before("ABCD", None, 10)).messages == written
     # Ids go on from where they were.
-    later = await reopened.add_message("ABCD", "u1", "Ann", "after the restart")
+    later = await _post(reopened, "ABCD", "u1", "Ann", "after the restart")
     assert later.id > written[-1].id

@@ -15,7 +15,7 @@ from quart import Quart
 from chat import rooms
 from tests.conftest import ORIGIN, join_room, post_form
 
-ARTICLE_ID = re.compile(r'<article class="message" id="message-(\d+)">')
+ARTICLE_ID = re.compile(r'<article class="message[^"]*" id="message-(\d+)"[^>]*>')
 HX_GET = re.compile(r'hx-get="([^"]+)"')
 
 
@@ -73,7 +73,8 @@ async def text(response) -> str:
 
 async def fill_room(app: Quart, code: str, count: int) -> list[int]:
     hub = app.extensions["chat.hub"]
-    return [(await hub.post_message(code, "someone", "Ann", f"note {i}")).id for i in range(count)]
+    posts = [await hub.post_message(code, "someone", "Ann", f"note {i}") for i in range(count)]
+    return [post.message.id for post in posts]
 
 
 # Home form --------------------------------------------------------------------
@@ -254,7 +255,8 @@ async def test_message_shows_author_text_and_utc_send_time(app, client):
     response = await post_form(client, f"/rooms/{code}/messages", {"message": "  hello  "})
     assert response.status_code == 303
     html = await text(await client.get(f"/rooms/{code}"))
-    (article,) = re.findall(r'<article class="message" id="message-\d+">.*?</article>', html, re.S)
+    (article,) = re.findall(r'<article class="message[^"]*" id="message-\d+"[^>]*>.*?</article>',
+                            html, re.S)
     assert '<span class="author">Ann</span>' in article
     assert '<p class="text">hello</p>' in article
     stamp = re.search(r'<time datetime="([^"]+)">', article).group(1)
@@ -340,6 +342,36 @@ async def test_posting_without_javascript_stores_and_redirects_back(client):
     assert response.headers["Location"] == f"/rooms/{code}"
     html = await text(await client.get(f"/rooms/{code}"))
     assert '<p class="text">no JS here</p>' in html
+
+
+async def test_a_retried_post_with_its_nonce_posts_one_message(client):
+    code = await join_room(client, "Ann")
+    page = await text(await client.get(f"/rooms/{code}"))
+    nonce = field_value(page, "nonce")
+    assert 1 <= len(nonce) <= 64
+
+    for _ in range(3):  # the answer was lost, the browser asks again
+        form = {"message": "posted once", "nonce": nonce}
+        response = await post_form(client, f"/rooms/{code}/messages", form)
+        assert response.status_code == 303
+    html = await text(await client.get(f"/rooms/{code}"))
+    assert html.count("posted once") == 1
+    assert field_value(html, "nonce") != nonce  # the next message gets a new one
+
+
+async def test_a_bad_nonce_is_refused_and_nothing_is_posted(client):
+    code = await join_room(client, "Ann")
+    form = {"message": "with a bad nonce", "nonce": "x" * 65}
+    response = await post_form(client, f"/rooms/{code}/messages", form)
+    assert response.status_code == 400
+    assert "with a bad nonce" not in await text(await client.get(f"/rooms/{code}"))
+
+
+async def test_a_refused_message_keeps_its_nonce(client):
+    code = await join_room(client, "Ann")
+    response = await post_form(client, f"/rooms/{code}/messages", {"message": " ", "nonce": "abc"})
+    assert response.status_code == 400
+    assert field_value(await text(response), "nonce") == "abc"
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,17 @@ class Message:
     author: str
     text: str
     sent_at: datetime
+    # What the sender's page called it, so that page can tell its own message arrived.
+    nonce: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """The stored message, and whether this post created it (False when the same user
+    had already posted it in the room under the same nonce)."""
+
+    message: Message
+    new: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +78,13 @@ class Store(Protocol):
 
     async def room_exists(self, code: str) -> bool: ...
 
-    async def add_message(self, room: str, author_id: str, author: str, text: str) -> Message:
+    async def add_message(
+        self, room: str, author_id: str, author: str, text: str, nonce: str | None = None
+    ) -> Posted:
         """Store a message with the server's time; returns once it is committed.
         Within a room, ids commit in increasing order (so "after id N" misses nothing).
+        With a `nonce` the user already used in the room, nothing is stored and the
+        message first posted with it comes back (`new` False).
         Raises `RoomGone` when the room no longer exists, `StoreClosed` after close."""
 
     async def page_before(self, room: str, before_id: int | None, limit: int) -> Page:

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from chat.store import Message, RoomGone, StoreClosed
+from chat.store import Posted, RoomGone, StoreClosed
 
 CLOSE_DRAIN_SECONDS = 5.0
 
@@ -18,11 +18,16 @@ class Draft:
     author_id: str
     author: str
     text: str
-    done: asyncio.Future[Message] = field(repr=False)
+    nonce: str | None
+    done: asyncio.Future[Posted] = field(repr=False)
+
+    @property
+    def nonce_key(self) -> tuple[str, str, str] | None:
+        return (self.room, self.author_id, self.nonce) if self.nonce else None
 
 
-# Commits a batch in one transaction: a Message per draft, or None where the room is gone.
-CommitBatch = Callable[[list[Draft]], Awaitable[list[Message | None]]]
+# Commits a batch in one transaction: a result per draft, or None where the room is gone.
+CommitBatch = Callable[[list[Draft]], Awaitable[list[Posted | None]]]
 
 
 class Batcher:
@@ -37,11 +42,13 @@ class Batcher:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self._name)
 
-    async def submit(self, room: str, author_id: str, author: str, text: str) -> Message:
+    async def submit(
+        self, room: str, author_id: str, author: str, text: str, nonce: str | None
+    ) -> Posted:
         if self._closing:
             raise StoreClosed("the store is closed")
         done = asyncio.get_running_loop().create_future()
-        self._drafts.append(Draft(room, author_id, author, text, done))
+        self._drafts.append(Draft(room, author_id, author, text, nonce or None, done))
         self._waiting.set()
         return await done
 

@@ -14,10 +14,10 @@ from importlib import resources
 
 import asyncpg
 
-from chat.store import Message, Page, utc_now
+from chat.store import Message, Page, Posted, utc_now
 from chat.store.batching import Batcher, Draft
 
-_MESSAGE_COLUMNS = "id, room_code, author_id, author, body, sent_at"
+_MESSAGE_COLUMNS = "id, room_code, author_id, author, body, sent_at, nonce"
 
 # pg_advisory_xact_lock key for migrations: "chatmigr" read as a big-endian int64.
 _MIGRATION_LOCK = int.from_bytes(b"chatmigr", "big", signed=True)
@@ -37,8 +37,8 @@ def _ms(moment: datetime) -> datetime:
 
 
 def _message(row: asyncpg.Record) -> Message:
-    id_, room, author_id, author, body, sent_at = row
-    return Message(id_, room, author_id, author, body, sent_at)
+    id_, room, author_id, author, body, sent_at, nonce = row
+    return Message(id_, room, author_id, author, body, sent_at, nonce)
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -67,6 +67,38 @@ async def _migrate(connection: asyncpg.Connection) -> None:
                 await connection.execute(
                     "INSERT INTO schema_migrations (version) VALUES ($1)", version
                 )
+
+
+def _first_of_each_nonce(batch: list[Draft]) -> list[Draft]:
+    """The drafts to insert: all without a nonce, and the first of each repeated one."""
+    seen: set[tuple[str, str, str]] = set()
+    first = []
+    for draft in batch:
+        key = draft.nonce_key
+        if key is None or key not in seen:
+            first.append(draft)
+        if key is not None:
+            seen.add(key)
+    return first
+
+
+async def _already_posted(
+    connection: asyncpg.Connection, drafts: list[Draft]
+) -> dict[tuple[str, str, str], Posted]:
+    """The messages these drafts' nonces already posted. Their rooms' rows are locked,
+    so no other process can post the same nonce before this transaction ends."""
+    if not drafts:
+        return {}
+    rows = await connection.fetch(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages"
+        " WHERE (room_code, author_id, nonce) IN ("
+        "  SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))",
+        [draft.room for draft in drafts],
+        [draft.author_id for draft in drafts],
+        [draft.nonce for draft in drafts],
+    )
+    messages = map(_message, rows)
+    return {(m.room, m.author_id, m.nonce): Posted(m, new=False) for m in messages}
 
 
 class PostgresStore:
@@ -117,10 +149,12 @@ class PostgresStore:
 
     # Messages ----------------------------------------------------------------
 
-    async def add_message(self, room: str, author_id: str, author: str, text: str) -> Message:
-        return await self._batcher.submit(room, author_id, author, text)
+    async def add_message(
+        self, room: str, author_id: str, author: str, text: str, nonce: str | None = None
+    ) -> Posted:
+        return await self._batcher.submit(room, author_id, author, text, nonce)
 
-    async def _insert_batch(self, batch: list[Draft]) -> list[Message | None]:
+    async def _insert_batch(self, batch: list[Draft]) -> list[Posted | None]:
         for attempt in range(1, _BATCH_ATTEMPTS + 1):
             try:
                 async with self._pool.acquire() as connection, connection.transaction():
@@ -133,7 +167,7 @@ class PostgresStore:
 
     async def _insert_in(
         self, connection: asyncpg.Connection, batch: list[Draft]
-    ) -> list[Message | None]:
+    ) -> list[Posted | None]:
         # Locking the rooms' rows (in code order, so two batches cannot deadlock) does two
         # things. A sequence hands out ids before commit, so without it two processes
         # could commit a room's ids out of order and a page catching up "after id N"
@@ -147,29 +181,42 @@ class PostgresStore:
             sorted({draft.room for draft in batch}),
         )
         present = {row["code"] for row in rows}
-        kept = [draft for draft in batch if draft.room in present]
+        posted: dict[tuple[str, str, str], Posted] = await _already_posted(
+            connection, [draft for draft in batch if draft.room in present and draft.nonce]
+        )
+        fresh = [
+            draft for draft in _first_of_each_nonce(batch)
+            if draft.room in present and draft.nonce_key not in posted
+        ]
         sent_at = _ms(utc_now())
         ids: list[int] = []
-        if kept:
+        if fresh:
             rows = await connection.fetch(
-                "INSERT INTO messages (room_code, author_id, author, body, sent_at)"
-                " SELECT d.room, d.author_id, d.author, d.body, $5::timestamptz"
-                " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])"
-                " WITH ORDINALITY AS d (room, author_id, author, body, n)"
+                "INSERT INTO messages (room_code, author_id, author, body, sent_at, nonce)"
+                " SELECT d.room, d.author_id, d.author, d.body, $5::timestamptz, d.nonce"
+                " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::text[])"
+                " WITH ORDINALITY AS d (room, author_id, author, body, nonce, n)"
                 " ORDER BY d.n RETURNING id",
-                [draft.room for draft in kept],
-                [draft.author_id for draft in kept],
-                [draft.author for draft in kept],
-                [draft.text for draft in kept],
+                [draft.room for draft in fresh],
+                [draft.author_id for draft in fresh],
+                [draft.author for draft in fresh],
+                [draft.text for draft in fresh],
                 sent_at,
+                [draft.nonce for draft in fresh],
             )
             # Rows are numbered in the order they are inserted, so the sorted ids
             # belong to the drafts in batch order.
             ids = sorted(row["id"] for row in rows)
-        fresh = iter(ids)
+        results: dict[int, Posted] = {}
+        for draft, id_ in zip(fresh, ids, strict=True):
+            message = Message(
+                id_, draft.room, draft.author_id, draft.author, draft.text, sent_at, draft.nonce
+            )
+            results[id(draft)] = Posted(message, new=True)
+            if draft.nonce_key:
+                posted[draft.nonce_key] = Posted(message, new=False)
         return [
-            Message(next(fresh), draft.room, draft.author_id, draft.author, draft.text, sent_at)
-            if draft.room in present
+            results.get(id(draft)) or posted.get(draft.nonce_key) if draft.room in present
             else None
             for draft in batch
         ]

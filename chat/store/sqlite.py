@@ -17,12 +17,12 @@ from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
-from chat.store import Message, Page, utc_now
+from chat.store import Message, Page, Posted, utc_now
 from chat.store.batching import Batcher, Draft
 
 T = TypeVar("T")
 
-_MESSAGE_COLUMNS = "id, room_code, author_id, author, body, sent_at"
+_MESSAGE_COLUMNS = "id, room_code, author_id, author, body, sent_at, nonce"
 
 
 def _to_ms(moment: datetime) -> int:
@@ -34,8 +34,8 @@ def _from_ms(ms: int) -> datetime:
 
 
 def _message(row: tuple) -> Message:
-    id_, room, author_id, author, body, sent_at = row
-    return Message(id_, room, author_id, author, body, _from_ms(sent_at))
+    id_, room, author_id, author, body, sent_at, nonce = row
+    return Message(id_, room, author_id, author, body, _from_ms(sent_at), nonce)
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -152,43 +152,47 @@ class SQLiteStore:
 
         return await self._on_reader(query)
 
-    async def add_message(self, room: str, author_id: str, author: str, text: str) -> Message:
-        return await self._batcher.submit(room, author_id, author, text)
+    async def add_message(
+        self, room: str, author_id: str, author: str, text: str, nonce: str | None = None
+    ) -> Posted:
+        return await self._batcher.submit(room, author_id, author, text, nonce)
 
-    async def _commit_batch(self, batch: list[Draft]) -> list[Message | None]:
+    async def _commit_batch(self, batch: list[Draft]) -> list[Posted | None]:
         return await self._on_writer(lambda: self._insert_batch(batch))
 
-    def _insert_batch(self, batch: list[Draft]) -> list[Message | None]:
-        sent_at = utc_now()
-        sent_ms = _to_ms(sent_at)
-        results: list[Message | None] = []
+    def _insert_batch(self, batch: list[Draft]) -> list[Posted | None]:
+        sent_ms = _to_ms(utc_now())
         self._write.execute("BEGIN")
         try:
-            for draft in batch:
-                try:
-                    cursor = self._write.execute(
-                        "INSERT INTO messages (room_code, author_id, author, body, sent_at)"
-                        " VALUES (?, ?, ?, ?, ?)",
-                        (draft.room, draft.author_id, draft.author, draft.text, sent_ms),
-                    )
-                except sqlite3.IntegrityError:  # the room was deleted meanwhile
-                    results.append(None)
-                    continue
-                results.append(
-                    Message(
-                        cursor.lastrowid,
-                        draft.room,
-                        draft.author_id,
-                        draft.author,
-                        draft.text,
-                        _from_ms(sent_ms),
-                    )
-                )
+            results = [self._insert(draft, sent_ms) for draft in batch]
             self._write.execute("COMMIT")
         except BaseException:
             self._write.execute("ROLLBACK")
             raise
         return results
+
+    def _insert(self, draft: Draft, sent_ms: int) -> Posted | None:
+        if draft.nonce:
+            row = self._write.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages"
+                " WHERE room_code = ? AND author_id = ? AND nonce = ?",
+                (draft.room, draft.author_id, draft.nonce),
+            ).fetchone()
+            if row is not None:
+                return Posted(_message(row), new=False)
+        try:
+            cursor = self._write.execute(
+                "INSERT INTO messages (room_code, author_id, author, body, sent_at, nonce)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (draft.room, draft.author_id, draft.author, draft.text, sent_ms, draft.nonce),
+            )
+        except sqlite3.IntegrityError:  # the room was deleted meanwhile
+            return None
+        message = Message(
+            cursor.lastrowid, draft.room, draft.author_id, draft.author, draft.text,
+            _from_ms(sent_ms), draft.nonce,
+        )
+        return Posted(message, new=True)
 
     async def page_before(self, room: str, before_id: int | None, limit: int) -> Page:
         def query() -> Page:

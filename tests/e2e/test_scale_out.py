@@ -31,7 +31,7 @@ pytestmark = pytest.mark.e2e
 
 POSTGRES_ADMIN = os.environ.get("CHAT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-ARTICLE = re.compile(r'<article class="message" id="message-(\d+)">(.*?)</article>', re.S)
+ARTICLE = re.compile(r'<article class="message[^"]*" id="message-(\d+)"[^>]*>(.*?)</article>', re.S)
 ENTERED = re.compile(r"(\w+) has entered the room")
 MEMBER_LIST = re.compile(r'<ul id="members"[^>]*>(.*?)</ul>', re.S)
 MEMBER = re.compile(r'<li id="(member-[0-9a-f]+)"([^>]*)>([^<]*)</li>')

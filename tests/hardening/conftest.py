@@ -52,7 +52,8 @@ NO_LIMITS = {
 RECONNECT_CODES = frozenset({1001, 1005, 1006, 1011, 1012, 1013, 1014})  # as hx-ws
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]*)"')
 MESSAGE = re.compile(
-    r'<article class="message" id="message-(\d+)">\s*<header><span class="author">(.*?)</span>'
+    r'<article class="message[^"]*" id="message-(\d+)"[^>]*>\s*'
+    r'<header><span class="author">(.*?)</span>'
     r'.*?<p class="text">(.*?)</p>',
     re.S,
 )
@@ -269,7 +270,10 @@ class LiveClient:
         self.members: list[str] | None = None  # names shown in the member list
         self._present: dict[str, str] = {}
         self.form_errors: list[str] = []
-        self.forms = 0  # fresh form frames (one per message the server took or refused)
+        # Answers to what this page sent, while it alone posts: each message reaches its
+        # sender too (once, whatever catch-up repeats), and a refused one comes back in
+        # the form.
+        self.answers = 0
         self.close_codes: list[int] = []
         self.close_times: list[float] = []
         self.connects = 0
@@ -379,13 +383,15 @@ class LiveClient:
         for id_, author, body in MESSAGE.findall(frame):
             message_id = int(id_)
             self.arrivals.append(message_id)
+            if message_id not in self.first_seen:
+                self.answers += 1
             self.first_seen.setdefault(message_id, now)
             self.messages[message_id] = (html.unescape(author), html.unescape(body))
             self.newest = max(self.newest, message_id)
         self.notices.extend(html.unescape(n) for n in NOTICE.findall(frame))
         self._record_members(frame)
         if 'id="message-form"' in frame:
-            self.forms += 1
+            self.answers += 1
             self.form_errors.extend(html.unescape(e) for e in FORM_ERROR.findall(frame))
 
     def _record_members(self, frame: str) -> None:

@@ -338,9 +338,9 @@ def test_socket_frames_never_crash_or_reach_others_as_markup(arena: Arena, batch
     mark = arena.observer_mark()
 
     async def attack() -> None:
-        ws = arena.attacker.client(arena.code, reconnect=False)
+        ws = arena.attacker.client(arena.code, reconnect=False, after=arena.observer.newest)
         await ws.open()
-        forms_before = ws.forms
+        answers_before = ws.answers
         sent = 0
         try:
             for frame in batch:
@@ -351,8 +351,9 @@ def test_socket_frames_never_crash_or_reach_others_as_markup(arena: Arena, batch
                 except Exception:  # the server closed it already: frames after close
                     break
                 sent += 1
-            # Each frame is answered by a fresh form, or the socket is closed.
-            await wait_until(lambda: ws.forms >= forms_before + sent or ws.finished.is_set(),
+            # Each frame is answered by its message or the form with the reason, or the
+            # socket is closed.
+            await wait_until(lambda: ws.answers >= answers_before + sent or ws.finished.is_set(),
                              5, "an answer to every frame")
             if ws.finished.is_set():
                 allowed = set(ALLOWED_CLOSE)
@@ -386,13 +387,14 @@ def test_names_and_texts_reach_others_escaped(arena: Arena, name, text) -> None:
             assert reply.status in {303, 400}, reply.status
             if reply.status == 400:
                 return
-            ws = await member.client(arena.code, reconnect=False).open()
+            ws = await member.client(arena.code, reconnect=False,
+                                     after=arena.observer.newest).open()
             try:
                 shown = name.strip()
                 await wait_until(lambda: shown in (arena.observer.members or []), 5, "the name")
                 newest = max(arena.observer.messages, default=0)
                 ws.send(text)
-                await wait_until(lambda: ws.forms >= 1 or ws.finished.is_set(), 5, "an answer")
+                await wait_until(lambda: ws.answers >= 1 or ws.finished.is_set(), 5, "an answer")
                 assert not ws.finished.is_set()
                 if not ws.form_errors:
                     cleaned = text.replace("\r\n", "\n").strip()
@@ -515,7 +517,7 @@ def test_too_big_frame_then_more_frames_still_closes(arena: Arena, size: int) ->
     """A well-behaved client (the websockets library answers the close) that sent one
     more frame after a too-big one must still see the 1009 close, and soon."""
     async def attack() -> None:
-        ws = arena.attacker.client(arena.code, reconnect=False)
+        ws = arena.attacker.client(arena.code, reconnect=False, after=arena.observer.newest)
         await ws.open()
         try:
             await ws.send_raw(json.dumps({"message": "y" * size}))
@@ -534,7 +536,7 @@ def test_empty_binary_frame_closes_with_1003(arena: Arena) -> None:
     """Found by the fuzzer: Quart hands an empty binary frame to the handler as None
     (`event.get("bytes") or event["text"]`), which is neither bytes nor str."""
     async def attack() -> None:
-        ws = arena.attacker.client(arena.code, reconnect=False)
+        ws = arena.attacker.client(arena.code, reconnect=False, after=arena.observer.newest)
         await ws.open()
         try:
             await ws.send_raw(b"")

@@ -47,8 +47,8 @@ async def test_flooder_is_told_to_slow_down_and_not_broadcast(
         flood_texts = [f"flood {n}" for n in range(40)]
         for text in flood_texts:
             flooder.send(text)
-        # The server answers every frame with a fresh form: wait for all 40.
-        await wait_until(lambda: flooder.forms >= len(flood_texts), 10, "40 form frames")
+        # The server answers every frame, with the message or the form: wait for all 40.
+        await wait_until(lambda: flooder.answers >= len(flood_texts), 10, "40 answers")
 
         # The flooder sees why, in the form the server pushes back.
         assert SLOW_DOWN in flooder.form_errors
