@@ -18,6 +18,7 @@
   let newestSeen = 0; // highest message id shown: anything above it is new
   let earlierFrom = null; // first message's id when "Load earlier messages" was pressed
   let lastQueued = null; // the pending item htmx is handing to the socket right now
+  const retries = []; // pending items to send again, in the order Retry was pressed
 
   // Times and days ---------------------------------------------------------------
 
@@ -166,8 +167,7 @@
   function retry(item) {
     const form = byId("retry-form");
     if (!form || !item) return;
-    form.elements.namedItem("message").value = item.querySelector(".text").textContent;
-    form.elements.namedItem("nonce").value = item.dataset.nonce;
+    retries.push(item);
     form.requestSubmit();
   }
 
@@ -193,6 +193,11 @@
   // form a new nonce and show the message as on its way.
   document.addEventListener("htmx:ws:before:message:outgoing", (event) => {
     const values = event.detail.message.values;
+    const again = event.target.id === "retry-form" ? retries.shift() : null;
+    if (again) {
+      values.message = again.querySelector(".text").textContent;
+      values.nonce = again.dataset.nonce;
+    }
     const text = String(values.message ?? "").trim();
     if (!text) {
       event.detail.cancelled = true;
