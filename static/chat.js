@@ -15,6 +15,8 @@
   });
 
   const byId = (id) => document.getElementById(id);
+  // Loaded at the end of the body: the note for pages without script is already there.
+  byId("no-script-note")?.remove();
   let newestSeen = 0; // highest message id shown: anything above it is new
   let earlierFrom = null; // first message's id when "Load earlier messages" was pressed
   let lastQueued = null; // the pending item htmx is handing to the socket right now

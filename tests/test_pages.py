@@ -116,8 +116,8 @@ async def test_without_a_live_connection_you_are_in_the_member_list(client):
     html = await page_text(client, f"/rooms/{code}")
     assert '<span id="member-count" class="count">(1)</span>' in html
     assert re.findall(r'<li id="member-[0-9a-f]+" data-sort="[^"]*">([^<]*)</li>', html) == ["Zoë"]
-    noscript = re.search(r"<noscript>(.*?)</noscript>", html, re.S).group(1)
-    assert "does not update by itself" in noscript
+    note = re.search(r'<p class="note" id="no-script-note">(.*?)</p>', html, re.S).group(1)
+    assert "does not update by itself" in note
 
 
 @pytest.mark.parametrize(
