@@ -32,6 +32,10 @@ OFFLINE_NOISE = (
     re.compile(r"^WebSocket connection to 'ws://[^']+' failed: "),
     re.compile(r"^htmx: htmx:ws:error: \[object Event\]"),
 )
+# What the browser logs for a page served with a 4xx status (the home form's errors are
+# 4xx by contract).
+ERROR_PAGE_NOISE = (re.compile(r"^Failed to load resource: the server responded with a status "
+                               r"of 4\d\d \(\) \(http://[^/]+/\)$"),)
 
 expect.set_options(timeout=TIMEOUT)
 
@@ -44,16 +48,19 @@ class User:
     context: BrowserContext
     page: Page
     errors: list[str] = field(default_factory=list)
-    offline_noise_allowed: bool = False
+    allowed: list[re.Pattern] = field(default_factory=list)
 
     def allow_offline_noise(self) -> None:
         """The test takes the server down: the browser's own connection errors are expected."""
-        self.offline_noise_allowed = True
+        self.allowed.extend(OFFLINE_NOISE)
+
+    def allow_error_pages(self) -> None:
+        """The test submits forms that answer 4xx on purpose."""
+        self.allowed.extend(ERROR_PAGE_NOISE)
 
     def unexpected_errors(self) -> list[str]:
         return [line for line in self.errors
-                if not (self.offline_noise_allowed
-                        and any(noise.search(line.split(": ", 1)[1]) for noise in OFFLINE_NOISE))]
+                if not any(noise.search(line.split(": ", 1)[1]) for noise in self.allowed)]
 
 
 async def new_user(context: BrowserContext, name: str) -> User:
