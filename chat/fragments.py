@@ -39,7 +39,8 @@ def _sort_key(name: str) -> str:
 
 
 def member_key(user_id: str) -> str:
-    """Names a member in the page without revealing their user id."""
+    """A member's public key: names their list item and marks their messages (so a
+    page can tell its own), without revealing the user id."""
     return hashlib.blake2s(user_id.encode(), digest_size=6).hexdigest()
 
 
@@ -57,6 +58,7 @@ class Fragments:
         # path and inside callbacks, so they use a synchronous overlay of it (same
         # loader, filters and globals).
         jinja = jinja.overlay(enable_async=False)
+        jinja.filters = {**jinja.filters, "member_key": member_key}
         self._message = jinja.get_template("fragments/message.html")
         self._notice = jinja.get_template("fragments/notice.html")
         self._members = jinja.get_template("fragments/members.html")

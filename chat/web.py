@@ -32,6 +32,8 @@ blueprint = Blueprint("web", __name__)
 FORM_EXPIRED = "This form has expired. Please try again."
 TOO_MANY_JOINS = "Too many attempts to join. Please wait a minute and try again."
 TOO_MANY_ROOMS = "You have created many rooms in a short time. Please wait a minute."
+# Rooms this session visited, newest first, listed on the home page to go back to.
+RECENT_ROOMS = 5
 
 
 def current_hub() -> Hub:
@@ -39,13 +41,27 @@ def current_hub() -> Hub:
 
 
 async def _home(
-    status: int = 200, *, name: str | None = None, code: str = "", error: str | None = None
+    status: int = 200,
+    *,
+    name: str | None = None,
+    code: str = "",
+    error: str | None = None,
+    fault: str | None = None,
 ):
-    """The home page; `name` is what was typed, None to offer the session's name."""
+    """The home page; `name` is what was typed, None to offer the session's name;
+    `fault` names the field the error is about ("name" or "code"), to focus and mark."""
     errors = [error] if error else get_flashed_messages()
     if name is None:
         name = session.get("name", "")
-    page = await render_template("home.html", name=name, code=code, errors=errors)
+    page = await render_template(
+        "home.html",
+        name=name,
+        code=code,
+        errors=errors,
+        fault=fault if errors else None,
+        name_max=rooms.NAME_MAX,
+        recent_rooms=session.get("rooms", []),
+    )
     return page, status
 
 
@@ -80,22 +96,25 @@ async def join(data: JoinForm):
     try:
         name = rooms.clean_name(data.name)
     except rooms.RuleBroken as broken:
-        return await _home(400, error=str(broken), **typed)
-    if data.create is not None:
+        return await _home(400, error=str(broken), fault="name", **typed)
+    # Enter in a field presses neither button (the form's hidden default one): a code
+    # means join, no code means start a room.
+    create = data.create is not None or (data.join is None and not rooms.normalize_code(data.code))
+    if create:
         if not await limits.creations.hit(address):
             return await _home(429, error=TOO_MANY_ROOMS, **typed)
         code = await hub.create_room()
     else:
         code = rooms.normalize_code(data.code)
         if not code:
-            return await _home(400, error=rooms.CODE_MISSING, **typed)
+            return await _home(400, error=rooms.CODE_MISSING, fault="code", **typed)
         try:
             if not await hub.find_room(code, address):
-                return await _home(404, error=rooms.ROOM_MISSING, **typed)
+                return await _home(404, error=rooms.ROOM_MISSING, fault="code", **typed)
         except TooManyLookups:
             return await _home(429, error=TOO_MANY_JOINS, **typed)
         if await hub.is_full_for(code, session.get("user_id", "")):
-            return await _home(409, error=rooms.ROOM_FULL, **typed)
+            return await _home(409, error=rooms.ROOM_FULL, fault="code", **typed)
     session["name"] = name
     session.setdefault("user_id", secrets.token_urlsafe(16))
     await hub.note_name(code, session["user_id"], name)
@@ -124,9 +143,32 @@ async def admit_to_room(code: str) -> tuple[str, ResponseReturnValue | None]:
     except TooManyLookups:
         return code, await _home(429, error=TOO_MANY_JOINS, code=code)
     if not found:
+        _forget_room(code)
         await flash(rooms.ROOM_MISSING)
         return code, redirect(url_for("web.home"), 303)
     return code, None
+
+
+def _remember_room(code: str) -> None:
+    recent = [code, *(room for room in session.get("rooms", []) if room != code)]
+    session["rooms"] = recent[:RECENT_ROOMS]
+
+
+def _forget_room(code: str) -> None:
+    if code in session.get("rooms", []):
+        session["rooms"] = [room for room in session["rooms"] if room != code]
+
+
+def room_lifetime(seconds: float) -> str:
+    """What the room page says about deleting empty rooms (CHAT_EMPTY_ROOM_TTL)."""
+    if seconds <= 0:
+        return "Rooms are deleted as soon as everyone has left."
+    amount, unit = round(seconds), "second"
+    for name, size in (("minute", 60), ("hour", 3600), ("day", 86400)):
+        if seconds >= size:
+            amount, unit = round(seconds / size), name
+    plural = "" if amount == 1 else "s"
+    return f"Rooms are deleted {amount} {unit}{plural} after everyone has left."
 
 
 async def _room_page(
@@ -140,6 +182,9 @@ async def _room_page(
     before_id = _before_id()
     page, history, revision = await hub.history(code, before_id)
     invite = url_for("web.home", code=code, _external=True)
+    # The viewer is in the room even before (or without) a live connection: a page
+    # without JavaScript never connects, and must not say "Here now (0)".
+    members = {**await hub.presence.members(code), session["user_id"]: session["name"]}
     html = await render_template(
         "room.html",
         code=code,
@@ -148,7 +193,9 @@ async def _room_page(
         revision=revision,
         live=before_id is None,
         invite=invite,
-        members=member_list(await hub.presence.members(code)),
+        members=member_list(members),
+        me=member_key(session["user_id"]),
+        lifetime=room_lifetime(hub.settings.empty_room_ttl),
         value=value,
         error=error,
         # A failed message keeps its nonce, so sending it again stays safe.
@@ -160,7 +207,10 @@ async def _room_page(
 @blueprint.get("/rooms/<code>")
 async def room(code: str):
     code, refusal = await admit_to_room(code)
-    return refusal or await _room_page(code)
+    if refusal:
+        return refusal
+    _remember_room(code)
+    return await _room_page(code)
 
 
 @blueprint.post("/rooms/<code>/messages")

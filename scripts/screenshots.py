@@ -30,8 +30,8 @@ from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, LiveServer  # noqa: E402
 WIDE = {"width": 1280, "height": 800}
 NARROW = {"width": 390, "height": 844}
 CONVERSATION = [
-    ("Ann", "Hi Bob! Welcome to the room."),
-    ("Bob", "Hello Ann. Is this really live, no reload?"),
+    ("Ann", "Hi Bob! Welcome to the room. 👋"),
+    ("Bob", "Hello Ann. Is this really live, no reload?\nAnd can I write on two lines? 🎉"),
     ("Ann", "It is. Markup stays text, too: <b>not bold</b>"),
     ("Bob", "Nice. A longer one, to see how lines wrap: the history is kept, every message "
             "shows the time it was sent in your own time zone, and a page that loses its "

@@ -28,7 +28,7 @@ def message(text: str = "Hello, world", author: str = "Ann", message_id: int = 4
 
 def article(html: str, message_id: int) -> str:
     """The one `<article id="message-N">` element in `html`."""
-    start = f'<article class="message" id="message-{message_id}">'
+    start = f'<article class="message" id="message-{message_id}"[^>]*>'
     found = re.findall(rf"{start}.*?</article>", html, re.S)
     assert len(found) == 1, html
     return found[0]

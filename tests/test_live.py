@@ -441,7 +441,7 @@ async def test_message_breaking_a_rule_returns_the_form_with_the_error(app, text
         form = await receive(bob_ws)
         assert form.startswith('<form hx-swap-oob="outerHTML" id="message-form"')
         assert f'<p id="message-error" class="error" role="alert">{error}</p>' in form
-        assert f'value="{text}"' in form  # what was typed is kept
+        assert f'>{text}</textarea>' in form  # what was typed is kept
         # ... under the same nonce, so sending it again cannot post it twice.
         assert 'name="nonce" value="kept-nonce"' in form
         assert await is_quiet(ann_ws, 0.05)

@@ -22,7 +22,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -298,3 +298,33 @@ async def browser() -> AsyncIterator[object]:
             yield browser
         finally:
             await browser.close()
+
+
+OpenPerson = Callable[..., Awaitable[object]]
+
+
+@pytest.fixture
+async def people(browser) -> AsyncIterator[OpenPerson]:
+    """Factory: `await people(server, "Ann", javascript=True, viewport=None, **options)`
+    opens a person (their own browser context, so their own session) on `server`.
+
+    At teardown, any console error or uncaught page error on any of their pages fails
+    the test (a test that stops the server says so with `user.allow_offline_noise()`).
+    """
+    from tests.e2e.browsing import new_user
+
+    opened = []
+
+    async def open_person(server: LiveServer, name: str, *, javascript: bool = True,
+                          viewport: dict | None = None, **options):
+        context = await browser.new_context(
+            base_url=server.url, java_script_enabled=javascript,
+            viewport=viewport or {"width": 1280, "height": 800}, **options)
+        user = await new_user(context, name)
+        opened.append(user)
+        return user
+
+    yield open_person
+    problems = {user.name: user.unexpected_errors() for user in opened}
+    problems = {name: lines for name, lines in problems.items() if lines}
+    assert not problems, f"console errors: {problems}"
