@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from chat.fragments import Fragments, member_list
-from chat.store import Message
+from chat.store import Message, Reaction
 from tests.conftest import ORIGIN, join_room, post_form
 
 SENT_AT = datetime(2024, 2, 29, 23, 59, 58, 987654, tzinfo=UTC)
@@ -59,6 +60,45 @@ def test_message_fragment_escapes_what_people_type(fragments, snapshot, text):
     assert html.count("&lt;") == (2 * text.count("<"))  # escaped, as author and as text
     assert "49" not in html  # typed text is never evaluated as a template
     assert html == snapshot
+
+
+def test_changed_messages(fragments, snapshot):
+    edited = replace(message("fixed it"), edited=True, revision=3)
+    deleted = replace(message("secret"), deleted=True, text="", revision=4)
+    reactions = (Reaction("👍", ("Ann", "Bob")), Reaction("🎉", ("Cy",)))
+    reacted = replace(message(), reactions=reactions)
+    html = {
+        "edited": fragments.message(edited),
+        "deleted": fragments.message(deleted),
+        "reactions": fragments.message(reacted),
+        "changes": fragments.changes_frame([edited, deleted]),
+    }
+    assert '<span class="edited">edited</span>' in html["edited"]
+    assert "secret" not in html["deleted"] and "This message was deleted." in html["deleted"]
+    assert 'class="edited"' not in html["deleted"]
+    assert '>👍 2</button>' in html["reactions"] and 'title="Ann, Bob"' in html["reactions"]
+    # A change replaces the message where a page shows it, and inserts nothing elsewhere.
+    assert html["changes"].count('<article hx-swap-oob="outerHTML" class="message') == 2
+    assert html == snapshot
+
+
+def test_links_and_mentions(fragments, snapshot):
+    text = "@Ann see https://example.com/x?a=1&b=<2>. not ftp://x nor javascript:alert(1)"
+    html = fragments.message(message(text), {"Ann": ["user-1"], "Bob": ["user-2"]})
+    assert '<span class="mention">@Ann</span>' in html
+    assert ('<a href="https://example.com/x?a=1&amp;b=" rel="noopener noreferrer nofollow"'
+            ' target="_blank">https://example.com/x?a=1&amp;b=</a>&lt;2&gt;.') in html
+    assert html.count("<a ") == 2  # the link, and the Edit control
+    assert html == snapshot
+
+
+def test_typing_frames(fragments, snapshot):
+    frames = {
+        "typing": fragments.typing_frame("user-1", "<b>Ann</b>"),
+        "done": fragments.typing_done("user-1"),
+    }
+    assert "&lt;b&gt;Ann&lt;/b&gt; is typing…" in frames["typing"]
+    assert frames == snapshot
 
 
 def test_notice_fragment(fragments, snapshot):
