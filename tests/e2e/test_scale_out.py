@@ -260,6 +260,9 @@ async def test_two_processes_chat_as_one_through_restart_and_redis_outage(
     assert_complete(pages, 23)
     assert on_b.connects >= 2 and carol_b.connects >= 2
     assert on_a.notices(LEFT) == []  # back within the grace period: nobody left
+    # ... and nobody entered again: the restart announced no one.
+    assert sorted(on_a.notices(ENTERED)) == ["Alice", "Bob", "Carol"]
+    assert sorted(on_b.notices(ENTERED)) == ["Bob", "Carol"]
 
     # Redis goes away: degraded, same-process chat goes on; back: everyone catches up.
     redis_server.stop()
