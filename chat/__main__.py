@@ -20,7 +20,9 @@ from quart import Quart
 
 from chat.app import create_app
 from chat.assets import AssetsMissing
+from chat.compression import CompressionHookError
 from chat.settings import SettingsError, load_settings
+from chat.sockets import SocketHookError
 
 log = logging.getLogger("chat")
 
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         app = create_app(settings)
-    except (SettingsError, AssetsMissing) as error:
+    except (SettingsError, AssetsMissing, CompressionHookError, SocketHookError) as error:
         print(f"chat: cannot start: {error}", file=sys.stderr)
         return 2
     config = Config()

@@ -12,7 +12,7 @@ from datetime import datetime
 from quart import Quart
 from quart_schema import QuartSchema
 
-from chat import assets, live, security, web
+from chat import assets, compression, live, security, sockets, web
 from chat.broker import open_broker
 from chat.fragments import Fragments
 from chat.hub import Hub
@@ -49,6 +49,9 @@ def _close_sockets_on_sigterm(hub: Hub) -> None:
 
 def create_app(settings: Settings | None = None) -> Quart:
     settings = settings or load_settings()
+    # Process-wide: what hypercorn answers to permessage-deflate offers (fails loudly
+    # if hypercorn changed under the hook).
+    compression.install(settings.ws_compression)
     app = Quart(
         __name__,
         template_folder=str(PROJECT_ROOT / "templates"),
@@ -60,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         SESSION_COOKIE_SAMESITE="Lax",
         MAX_CONTENT_LENGTH=64 * 1024,
     )
+    sockets.install(app)  # direct sends, stoppable reads (checks Quart at start)
     QuartSchema(app, swagger_ui_path=None, redoc_ui_path=None, scalar_ui_path=None)
     app.jinja_env.filters["iso_utc"] = _iso_utc
     app.jinja_env.filters["readable_utc"] = _readable_utc

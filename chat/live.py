@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from asyncio import FIRST_COMPLETED
 from collections import deque
 
 from pydantic import ValidationError
@@ -20,6 +19,7 @@ from chat import rooms, security
 from chat.broker import RoomEvent
 from chat.forms import MessageFrame
 from chat.hub import CATCH_UP, Hub, TooManyLookups
+from chat.sockets import DirectWebsocket, Interrupted
 from chat.store import RoomGone
 
 log = logging.getLogger("chat")
@@ -45,18 +45,20 @@ class Connection:
 
     The queue is a deque and one wake-up future rather than an asyncio.Queue: with one
     producer side that never waits and one consumer, that is all it needs, and an idle
-    connection holds a third of the memory.
+    connection holds a third of the memory. The writer sends whatever is queued when it
+    wakes as one frame (pages accept frames holding many out-of-band fragments).
     """
 
-    __slots__ = ("_limit", "_pending", "_riders", "_wakeup", "stopped")
+    __slots__ = ("_limit", "_pending", "_riders", "_socket", "_wakeup", "close_code")
 
-    def __init__(self, queue_size: int) -> None:
+    def __init__(self, queue_size: int, socket: DirectWebsocket) -> None:
         self._limit = queue_size
         self._pending: deque[tuple[int | None, str]] = deque()
         self._riders: dict[int, str] = {}
         self._wakeup: asyncio.Future[None] | None = None
-        # Resolves to the close code when the socket must close: no task waits on it.
-        self.stopped: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._socket = socket
+        # Set when the socket must close with this code; the reader is interrupted.
+        self.close_code: int | None = None
 
     def __call__(self, event: RoomEvent) -> None:
         self.push(event.html, event.message_id)
@@ -66,8 +68,9 @@ class Connection:
             self.stop(CATCH_UP)  # fell behind: it reconnects and catches up
             return
         self._pending.append((message_id, html))
-        if self._wakeup is not None and not self._wakeup.done():
-            self._wakeup.set_result(None)
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
 
     def push_with_message(self, message_id: int, html: str) -> None:
         """Send `html` in the same frame as message `message_id` (not yet sent: it was
@@ -75,15 +78,14 @@ class Connection:
         instead of two, and the input clears as the message appears."""
         self._riders[message_id] = html
 
-    async def _next(self) -> tuple[int | None, str]:
-        while not self._pending:
-            self._wakeup = asyncio.get_running_loop().create_future()
-            await self._wakeup
-        return self._pending.popleft()
-
     def stop(self, close_code: int) -> None:
-        if not self.stopped.done():
-            self.stopped.set_result(close_code)
+        if self.close_code is None:
+            self.close_code = close_code
+            self._socket.interrupt()
+
+    def interrupt_reader(self, _writer: object = None) -> None:
+        """The writer ended (the client went, or a fault): stop reading too."""
+        self._socket.interrupt()
 
     async def write(self, hub: Hub, code: str, after_id: int) -> None:
         """Send the member list and what the page missed, then everything queued.
@@ -92,19 +94,32 @@ class Connection:
         both; it is skipped the second time. Ids are compared one by one, not against a
         high-water mark: with several processes a message may arrive after a newer one.
         """
-        await websocket.send(await hub.members_frame(code))
+        send = self._socket.send
+        await send(await hub.members_frame(code))
         caught_up: set[int] = set()
         async for message_ids, frame in hub.catch_up_frames(code, after_id):
-            await websocket.send(frame)
+            await send(frame)
             caught_up.update(message_ids)
+        pending, riders = self._pending, self._riders
+        loop = asyncio.get_running_loop()
         while True:
-            message_id, html = await self._next()
-            rider = self._riders.pop(message_id, "") if self._riders else ""
-            if message_id in caught_up:
-                caught_up.discard(message_id)
-                html = ""
-            if html or rider:
-                await websocket.send(html + rider)
+            while not pending:
+                self._wakeup = loop.create_future()
+                await self._wakeup
+            parts: list[str] = []
+            while pending:
+                message_id, html = pending.popleft()
+                if message_id is not None:
+                    if caught_up and message_id in caught_up:
+                        caught_up.discard(message_id)
+                        html = ""
+                    if riders and message_id in riders:
+                        parts.append(html + riders.pop(message_id))
+                        continue
+                if html:
+                    parts.append(html)
+            if parts:
+                await send("".join(parts))
 
 
 def _hub() -> Hub:
@@ -145,7 +160,7 @@ async def room_socket(code: str) -> None:
     except Refused as refusal:
         await websocket.close(refusal.code, refusal.reason)
         return
-    connection = Connection(hub.settings.send_queue)
+    connection = Connection(hub.settings.send_queue, websocket._get_current_object())
     await hub.enter(code, user_id, name, connection)
     try:
         close_code = await _serve(hub, code, user_id, name, connection)
@@ -159,31 +174,34 @@ async def room_socket(code: str) -> None:
 async def _serve(
     hub: Hub, code: str, user_id: str, name: str, connection: Connection
 ) -> int | None:
-    """Run reader and writer until one ends or the connection is stopped; the close
-    code to send, if any."""
+    """Read in this task while one writer task sends, until either ends or the
+    connection is stopped; the close code to send, if any."""
     writer = asyncio.create_task(connection.write(hub, code, _after_id()))
-    reader = asyncio.create_task(_read(hub, code, user_id, name, connection))
+    writer.add_done_callback(connection.interrupt_reader)
+    read_code: int | None = None
+    read_error: Exception | None = None
     try:
-        await asyncio.wait((writer, reader, connection.stopped), return_when=FIRST_COMPLETED)
+        read_code = await _read(hub, code, user_id, name, connection)
+    except Interrupted:
+        pass  # stopped, or the writer ended: decided below
+    except Exception as error:  # a fault while posting: the writer must still stop
+        read_error = error
     finally:
-        for task in (writer, reader):
-            task.cancel()
-        await asyncio.gather(writer, reader, return_exceptions=True)
-    if connection.stopped.done():
-        close_code = connection.stopped.result()
-        if close_code == CATCH_UP:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+    if connection.close_code is not None:
+        if connection.close_code == CATCH_UP:
             log.info("connection asked to catch up: room=%s user=%s", code, user_id)
-        return close_code
-    for task in (reader, writer):
-        if task.done() and not task.cancelled() and task.exception() is not None:
-            error = task.exception()
-            if isinstance(error, ConnectionError):
-                return None  # the client is gone
-            log.error("live connection failed: room=%s", code, exc_info=error)
-            return INTERNAL_ERROR
-    if reader.done() and not reader.cancelled():
-        return reader.result()
-    return None
+        return connection.close_code
+    write_error = None if writer.cancelled() else writer.exception()
+    for error in (read_error, write_error):
+        if error is None:
+            continue
+        if isinstance(error, ConnectionError):
+            return None  # the client is gone
+        log.error("live connection failed: room=%s", code, exc_info=error)
+        return INTERNAL_ERROR
+    return read_code
 
 
 async def _read(hub: Hub, code: str, user_id: str, name: str, connection: Connection) -> int:

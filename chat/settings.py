@@ -44,6 +44,7 @@ class Settings:
     join_fail_rate: Rate | None = field(default_factory=lambda: Rate(10, 60))
     create_rate: Rate | None = field(default_factory=lambda: Rate(10, 60))
     broker_url: str = ""
+    ws_compression: str = "off"
     instance_path: Path = DEFAULT_INSTANCE
 
     @property
@@ -121,6 +122,13 @@ def _broker_url(env: Mapping[str, str]) -> str:
     return url
 
 
+def _ws_compression(env: Mapping[str, str]) -> str:
+    raw = env.get("CHAT_WS_COMPRESSION", "").strip().lower() or "off"
+    if raw not in ("off", "small", "default"):
+        raise SettingsError(f"CHAT_WS_COMPRESSION must be off, small or default, got {raw!r}")
+    return raw
+
+
 def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Read settings from `env` (the process environment by default); `overrides`
     replace fields after reading, which is how tests pick their own values."""
@@ -139,6 +147,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         join_fail_rate=_rate(env, "CHAT_JOIN_FAIL_RATE", Rate(10, 60)),
         create_rate=_rate(env, "CHAT_CREATE_RATE", Rate(10, 60)),
         broker_url=_broker_url(env),
+        ws_compression=_ws_compression(env),
     )
     return Settings(**{**_as_dict(settings), **overrides})
 

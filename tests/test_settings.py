@@ -32,6 +32,7 @@ def test_defaults_when_nothing_is_set():
     assert settings.join_fail_rate == Rate(10, 60)
     assert settings.create_rate == Rate(10, 60)
     assert settings.broker_url == ""
+    assert settings.ws_compression == "off"
 
 
 def test_blank_values_mean_the_default():
@@ -54,6 +55,7 @@ def test_every_variable_is_read():
             "CHAT_JOIN_FAIL_RATE": "3/30",
             "CHAT_CREATE_RATE": "2/60",
             "CHAT_BROKER_URL": "redis://cache:6379/0",
+            "CHAT_WS_COMPRESSION": "Small",
         }
     )
     assert settings.database_url == "sqlite:////srv/chat/data.db"
@@ -70,6 +72,7 @@ def test_every_variable_is_read():
     assert settings.join_fail_rate == Rate(3, 30)
     assert settings.create_rate == Rate(2, 60)
     assert settings.broker_url == "redis://cache:6379/0"
+    assert settings.ws_compression == "small"
 
 
 def test_relative_sqlite_url_is_relative_to_the_working_directory(tmp_path, monkeypatch):
@@ -116,6 +119,7 @@ def test_off_disables_a_rate(variable, value):
         ("CHAT_DATABASE_URL", "mysql://x"),
         ("CHAT_DATABASE_URL", "chat.db"),
         ("CHAT_BROKER_URL", "amqp://rabbit"),
+        ("CHAT_WS_COMPRESSION", "gzip"),
     ],
 )
 def test_bad_value_is_refused_naming_the_variable(variable, value):
