@@ -12,7 +12,7 @@ from datetime import datetime
 from quart import Quart
 from quart_schema import QuartSchema
 
-from chat import assets, compression, live, security, sockets, web
+from chat import assets, compression, live, metrics, security, sockets, web
 from chat.broker import open_broker
 from chat.fragments import Fragments
 from chat.hub import Hub
@@ -73,20 +73,25 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.register_blueprint(assets.vendor_blueprint())
     app.register_blueprint(web.blueprint)
     app.register_blueprint(live.blueprint)
+    app.register_blueprint(metrics.blueprint)
 
     @app.before_serving
     async def start() -> None:
         store = await open_store(settings)
-        broker = await open_broker(settings)
+        watch = metrics.Metrics(lambda: broker.healthy)
+        broker = metrics.CountingBroker(await open_broker(settings), watch.counts)
         hub = Hub(settings, store, broker, Fragments(app.jinja_env))
         await hub.start()
+        await watch.start()
         app.extensions["chat.hub"] = hub
+        app.extensions["chat.metrics"] = watch
         if multiprocessing.parent_process() is not None:
             _close_sockets_on_sigterm(hub)
         log.info("serving: store=%s broker=%s", type(store).__name__, type(broker).__name__)
 
     @app.after_serving
     async def stop() -> None:
+        await app.extensions.pop("chat.metrics").stop()
         hub: Hub = app.extensions.pop("chat.hub")
         await hub.stop()
         await hub.broker.stop()

@@ -19,6 +19,7 @@ from chat import rooms, security
 from chat.broker import RoomEvent
 from chat.forms import MessageFrame
 from chat.hub import CATCH_UP, Hub, TooManyLookups
+from chat.metrics import Counts
 from chat.sockets import DirectWebsocket, Interrupted
 from chat.store import RoomGone
 
@@ -49,10 +50,11 @@ class Connection:
     wakes as one frame (pages accept frames holding many out-of-band fragments).
     """
 
-    __slots__ = ("_limit", "_pending", "_riders", "_socket", "_wakeup", "close_code")
+    __slots__ = ("_counts", "_limit", "_pending", "_riders", "_socket", "_wakeup", "close_code")
 
-    def __init__(self, queue_size: int, socket: DirectWebsocket) -> None:
+    def __init__(self, queue_size: int, socket: DirectWebsocket, counts: Counts) -> None:
         self._limit = queue_size
+        self._counts = counts
         self._pending: deque[tuple[int | None, str]] = deque()
         self._riders: dict[int, str] = {}
         self._wakeup: asyncio.Future[None] | None = None
@@ -65,6 +67,8 @@ class Connection:
 
     def push(self, html: str, message_id: int | None = None) -> None:
         if len(self._pending) >= self._limit:
+            if self.close_code is None:
+                self._counts.slow_client_closes += 1
             self.stop(CATCH_UP)  # fell behind: it reconnects and catches up
             return
         self._pending.append((message_id, html))
@@ -94,12 +98,16 @@ class Connection:
         both; it is skipped the second time. Ids are compared one by one, not against a
         high-water mark: with several processes a message may arrive after a newer one.
         """
-        send = self._socket.send
+        send, counts = self._socket.send, self._counts
         await send(await hub.members_frame(code))
+        counts.frames_delivered += 1
         caught_up: set[int] = set()
         async for message_ids, frame in hub.catch_up_frames(code, after_id):
             await send(frame)
+            counts.frames_delivered += 1
             caught_up.update(message_ids)
+        if caught_up:
+            counts.catch_ups += 1
         pending, riders = self._pending, self._riders
         loop = asyncio.get_running_loop()
         while True:
@@ -120,6 +128,7 @@ class Connection:
                     parts.append(html)
             if parts:
                 await send("".join(parts))
+                counts.frames_delivered += 1
 
 
 def _hub() -> Hub:
@@ -160,11 +169,14 @@ async def room_socket(code: str) -> None:
     except Refused as refusal:
         await websocket.close(refusal.code, refusal.reason)
         return
-    connection = Connection(hub.settings.send_queue, websocket._get_current_object())
+    counts: Counts = current_app.extensions["chat.metrics"].counts
+    connection = Connection(hub.settings.send_queue, websocket._get_current_object(), counts)
     await hub.enter(code, user_id, name, connection)
+    counts.open_connections += 1
     try:
         close_code = await _serve(hub, code, user_id, name, connection)
     finally:
+        counts.open_connections -= 1
         await hub.exit(code, user_id, connection)
     if close_code is not None:
         with contextlib.suppress(Exception):

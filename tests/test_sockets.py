@@ -12,6 +12,7 @@ from quart.wrappers.websocket import Websocket
 from chat import sockets
 from chat.broker import RoomEvent
 from chat.live import Connection
+from chat.metrics import Counts
 
 
 class RecordingSocket:
@@ -55,7 +56,7 @@ async def _frames_after(connection: Connection, socket: RecordingSocket, count: 
 
 async def test_fragments_queued_together_leave_as_one_frame() -> None:
     socket = RecordingSocket()
-    connection = Connection(256, socket)  # type: ignore[arg-type]
+    connection = Connection(256, socket, Counts())  # type: ignore[arg-type]
     connection(RoomEvent("ROOM", "<a id=1/>", 1))
     connection.push_with_message(2, "<form/>")  # the sender's fresh form rides on its message
     connection(RoomEvent("ROOM", "<a id=2/>", 2))
@@ -66,7 +67,7 @@ async def test_fragments_queued_together_leave_as_one_frame() -> None:
 
 async def test_a_connection_that_falls_behind_is_stopped_and_its_read_interrupted() -> None:
     socket = RecordingSocket()
-    connection = Connection(2, socket)  # type: ignore[arg-type]
+    connection = Connection(2, socket, Counts())  # type: ignore[arg-type]
     for n in range(3):
         connection(RoomEvent("ROOM", f"<a id={n}/>", n))
     assert connection.close_code == 1013
