@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bench.servers import TITLES
 
-KINDS = ("ours", "floor", "bare")
+KINDS = ("ours", "floor", "bare", "ours2")
 
 
 def _get(results: dict, kind: str, *path: str):
