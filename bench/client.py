@@ -389,8 +389,11 @@ async def throughput(client: Client, job: dict) -> dict:
         await client.quiet(job["quiet_s"], 30)  # start from an idle server, not a previous backlog
         status(f"{job['label']}: {what}: {deliveries_per_s:,.0f} deliveries/s for {duration:g} s")
         result = await client.offer(rooms, rooms, rate, duration, job["drain"])
+        # Several workers publish through Redis, so a message can arrive after a newer
+        # one; the page still shows id order (htmx's upsert inserts by id).
+        in_order = result["out_of_order"] == 0 or job.get("arrival_order_free", False)
         result["passed"] = (result["lost"] == 0 and result["duplicated"] == 0
-                            and result["out_of_order"] == 0 and result["p99_ms"] is not None
+                            and in_order and result["p99_ms"] is not None
                             and result["p99_ms"] <= job["p99_limit_ms"]
                             and not client.stats.closed)
         result["closed_connections"] = len(client.stats.closed)

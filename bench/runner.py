@@ -96,7 +96,7 @@ def _cores(no_pin: bool) -> tuple[set[int] | None, set[int] | None]:
 def _job(scenario: str, server: servers.Server, s: dict, args: argparse.Namespace) -> dict:
     job = {"scenario": scenario, "target": server.target, "label": server.kind,
            "deflate": not args.no_deflate, "time_limit": s["scenario_time_limit"],
-           "quiet_s": s["quiet_s"]}
+           "quiet_s": s["quiet_s"], "arrival_order_free": server.kind in servers.WORKERS}
     if scenario == "throughput":
         job.update({k: s[k] for k in ("rooms", "members", "rates", "step_s", "drain",
                                       "warmup_rate", "warmup_s", "cpu_rate", "cpu_s",
