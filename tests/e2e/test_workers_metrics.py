@@ -149,6 +149,10 @@ async def test_workers_share_the_port_and_stop_together(tmp_path, make_live_serv
             env={"CHAT_BROKER_URL": redis.url, "CHAT_MESSAGE_RATE": "off",
                  "CHAT_JOIN_FAIL_RATE": "off", "CHAT_CREATE_RATE": "off"},
             args=["--workers", "2"])
+        # /healthz answers as soon as one worker listens: wait for the second one too
+        # (the kernel spreads connections over the sockets that listen at the time).
+        await eventually(lambda: server.log_path.read_text().count("Running on") == 2,
+                         "both workers listening")
         browsers = [Browser(server.url) for _ in range(4)]
         code = await browsers[0].join("host")
         for n, browser in enumerate(browsers[1:]):
