@@ -1,8 +1,9 @@
 """A bare Quart room broadcast under hypercorn: the floor's behaviour on our stack.
 
 Same protocol as `bench.floor_server`, no storage, templates or sessions; each
-connection has a queue and a writer task (Quart sends from the handler's context), as
-the app does. It shows how much of the app's cost is Quart + hypercorn themselves.
+connection has a queue and a writer task (Quart sends from the handler's context), and
+it answers permessage-deflate offers as the app does (`CHAT_WS_COMPRESSION`).
+It shows how much of the app's cost is Quart + hypercorn themselves.
 
     python -m bench.bare_quart --bind 127.0.0.1:PORT
 """
@@ -18,6 +19,9 @@ from html import escape
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from quart import Quart, websocket
+
+from chat import compression
+from chat.settings import load_settings
 
 app = Quart(__name__)
 rooms: dict[str, set[asyncio.Queue[str]]] = {}
@@ -72,6 +76,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--bind", default="127.0.0.1:8766")
     args = parser.parse_args()
+    # The same answer to permessage-deflate offers as the app (CHAT_WS_COMPRESSION).
+    compression.install(load_settings().ws_compression)
     config = Config()
     config.bind = [args.bind]
     config.accesslog = None

@@ -389,8 +389,11 @@ async def throughput(client: Client, job: dict) -> dict:
         await client.quiet(job["quiet_s"], 30)  # start from an idle server, not a previous backlog
         status(f"{job['label']}: {what}: {deliveries_per_s:,.0f} deliveries/s for {duration:g} s")
         result = await client.offer(rooms, rooms, rate, duration, job["drain"])
+        # Several workers publish through Redis, so a message can arrive after a newer
+        # one; the page still shows id order (htmx's upsert inserts by id).
+        in_order = result["out_of_order"] == 0 or job.get("arrival_order_free", False)
         result["passed"] = (result["lost"] == 0 and result["duplicated"] == 0
-                            and result["out_of_order"] == 0 and result["p99_ms"] is not None
+                            and in_order and result["p99_ms"] is not None
                             and result["p99_ms"] <= job["p99_limit_ms"]
                             and not client.stats.closed)
         result["closed_connections"] = len(client.stats.closed)
@@ -510,16 +513,31 @@ async def memory(client: Client, job: dict) -> dict:
     status(f"{job['label']}: memory: {opened:,} connections open, settling")
     settled = await client.quiet(2 * job["quiet_s"], 60)
     await asyncio.sleep(job["settle_s"])
+    idle = rss_kib(client.pid)
+    # Then traffic: every socket receives messages (a compressor, if any, exists only
+    # once a socket has sent something), and the figure is taken after it.
+    messages = job.get("messages", 0)
+    traffic: dict = {}
+    if messages:
+        status(f"{job['label']}: memory: {messages} messages per room")
+        senders = {r: ms[:1] for r, ms in rooms.items()}
+        traffic = await client.offer(rooms, senders, len(rooms) * messages, 1.0, 10.0)
+        del traffic["worst_per_message_ms"]
+        await client.quiet(2 * job["quiet_s"], 60)
+        await asyncio.sleep(job["settle_s"])
     after = rss_kib(client.pid)
     still_open = sum(1 for ms in rooms.values() for m in ms if not m.ws.closed)
     result = {
         "connections": opened, "open_at_measure": still_open, "room_size": size,
-        "rss_before_kib": before, "rss_after_kib": after, "settled": settled,
+        "rss_before_kib": before, "rss_idle_kib": idle, "rss_after_kib": after,
+        "settled": settled, "messages_per_room": messages,
+        "traffic": {k: traffic.get(k) for k in ("delivered", "lost", "duplicated", "p99_ms")},
+        "kib_per_idle_connection": (idle - before) / opened,
         "kib_per_connection": (after - before) / opened,
         "closed": client.stats.closed[:20],
     }
-    status(f"{job['label']}: memory: {result['kib_per_connection']:.1f} KiB per connection",
-           keep=True)
+    status(f"{job['label']}: memory: {result['kib_per_idle_connection']:.1f} KiB per "
+           f"connection idle, {result['kib_per_connection']:.1f} after traffic", keep=True)
     return result
 
 

@@ -1,6 +1,8 @@
 """The floor: a minimal room broadcast on the `websockets` library.
 
-No storage, no templates, no sessions. `/rooms/<CODE>/ws`: every text frame's "message"
+No storage, no templates, no sessions, no compression: it declines permessage-deflate
+(`compression=None`), so it is the cheapest server the clients can get whatever they offer.
+`/rooms/<CODE>/ws`: every text frame's "message"
 goes, as a small HTML string holding the text, to every connection in that room (the
 sender's included). Message ids are one counter for all rooms, like the app's.
 
@@ -61,7 +63,8 @@ async def main(host: str, port: int) -> None:
     stop = asyncio.get_running_loop().create_future()
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set_result, None)
-    async with serve(handler, host, port, max_size=1 << 20, backlog=4096):
+    async with serve(handler, host, port, max_size=1 << 20, backlog=4096,
+                     compression=None):
         await stop
 
 

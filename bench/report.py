@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bench.servers import TITLES
 
-KINDS = ("ours", "floor", "bare")
+KINDS = ("ours", "floor", "bare", "ours2")
 
 
 def _get(results: dict, kind: str, *path: str):
@@ -47,6 +47,7 @@ def summary(results: dict) -> dict:
                                                     "best_delivered_per_s"),
             "fanout_largest_room": _get(results, kind, "fanout", "largest_room"),
             "memory_kib_per_connection": memory.get("kib_per_connection"),
+            "memory_kib_per_idle_connection": memory.get("kib_per_idle_connection"),
             "integrity_throughput": _integrity(_get(results, kind, "throughput")),
             "integrity_fanout": _integrity(_get(results, kind, "fanout")),
         }
@@ -92,7 +93,8 @@ def table(results: dict) -> str:
     row("load generator CPU share @ fixed load", "fixed_load_client_cpu_share", 2)
     row("throughput: deliveries/s (p99<=100ms, 0 lost)", "throughput_best_delivered_per_s")
     row("fan-out: largest room (95% all < 500 ms)", "fanout_largest_room")
-    row("memory: KiB per idle connection", "memory_kib_per_connection")
+    row("memory: KiB per connection, after traffic", "memory_kib_per_connection")
+    row("memory: KiB per connection, idle (before traffic)", "memory_kib_per_idle_connection")
     for count in results["settings"]["history_counts"]:
         row(f"history {count:,} msgs: room page p50 ms", f"history_page_p50_ms_{count}", 2)
         row(f"history {count:,} msgs: load earlier p50 ms",
@@ -115,6 +117,8 @@ def table(results: dict) -> str:
     machine = results["machine"]
     rendered.append(f"\nserver cores {machine['server_cores']}, load generator cores "
                     f"{machine['client_cores']} ({machine['client_processes']} process), "
+                    f"deflate offered: {machine.get('deflate_offered')}, "
+                    f"compression: {machine.get('compression')}, "
                     f"{machine['cpus']} CPUs; {results['elapsed_s']} s")
     return "\n".join(rendered)
 

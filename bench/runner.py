@@ -31,6 +31,7 @@ FULL = {
     "fanout_rate": 2.0, "fanout_duration": 10.0, "fanout_within_ms": 500.0,
     "fanout_share": 0.95, "fanout_join_timeout": 60.0,
     "memory_connections": 2000, "memory_room_size": 100, "memory_settle_s": 2.0,
+    "memory_messages": 3,
     "history_counts": [10, 10_000, 1_000_000], "history_requests": 20,
     "scenario_time_limit": 240.0, "quiet_s": 0.5,
 }
@@ -55,8 +56,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="comma-separated subset of %(default)s")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and client cores")
-    parser.add_argument("--deflate", action="store_true",
-                        help="offer permessage-deflate like a browser does (off: no compression)")
+    parser.add_argument("--no-deflate", action="store_true",
+                        help="clients do not offer permessage-deflate (browsers do; default: "
+                             "offered as Chromium does)")
+    parser.add_argument("--compression", default=None, metavar="MODE",
+                        help="CHAT_WS_COMPRESSION for ours and bare Quart: off, small or "
+                             "default (default: the app's own default)")
     parser.add_argument("--db-dir", type=Path, default=None,
                         help="where the SQLite files go (default: a new folder under $TMPDIR)")
     parser.add_argument("--profile", action="store_true",
@@ -90,8 +95,8 @@ def _cores(no_pin: bool) -> tuple[set[int] | None, set[int] | None]:
 
 def _job(scenario: str, server: servers.Server, s: dict, args: argparse.Namespace) -> dict:
     job = {"scenario": scenario, "target": server.target, "label": server.kind,
-           "deflate": args.deflate, "time_limit": s["scenario_time_limit"],
-           "quiet_s": s["quiet_s"]}
+           "deflate": not args.no_deflate, "time_limit": s["scenario_time_limit"],
+           "quiet_s": s["quiet_s"], "arrival_order_free": server.kind in servers.WORKERS}
     if scenario == "throughput":
         job.update({k: s[k] for k in ("rooms", "members", "rates", "step_s", "drain",
                                       "warmup_rate", "warmup_s", "cpu_rate", "cpu_s",
@@ -103,7 +108,8 @@ def _job(scenario: str, server: servers.Server, s: dict, args: argparse.Namespac
                    share=s["fanout_share"], join_timeout=s["fanout_join_timeout"])
     elif scenario == "memory":
         job.update(connections=s["memory_connections"], room_size=s["memory_room_size"],
-                   settle_s=s["memory_settle_s"], join_timeout=s["scenario_time_limit"] * 0.75)
+                   settle_s=s["memory_settle_s"], messages=s["memory_messages"],
+                   join_timeout=s["scenario_time_limit"] * 0.75)
     return job
 
 
@@ -145,6 +151,8 @@ def run(argv: list[str] | None = None) -> dict:
         if kind not in servers.KINDS:
             raise SystemExit(f"unknown server {kind!r}")
     server_cores, client_cores = _cores(args.no_pin)
+    if args.compression:  # servers inherit the environment; the floor ignores it
+        os.environ["CHAT_WS_COMPRESSION"] = args.compression
     if client_cores:
         os.sched_setaffinity(0, client_cores)  # the runner mostly waits; keep it off the server
     args.out.mkdir(parents=True, exist_ok=True)
@@ -158,7 +166,8 @@ def run(argv: list[str] | None = None) -> dict:
             "cpus": os.cpu_count(), "python": platform.python_version(),
             "server_cores": sorted(server_cores) if server_cores else "not pinned",
             "client_cores": sorted(client_cores) if client_cores else "not pinned",
-            "client_processes": 1, "deflate": args.deflate, "versions": _versions(),
+            "client_processes": 1, "deflate_offered": not args.no_deflate,
+            "compression": args.compression or "app default", "versions": _versions(),
             "db_dir": str(workdir.parent),
         },
         "settings": s,

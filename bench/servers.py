@@ -21,8 +21,12 @@ KINDS = {
     "ours": ("chat", True),
     "floor": ("bench.floor_server", False),
     "bare": ("bench.bare_quart", False),
+    # ours as `python -m chat --workers 2` over a redis-server of its own
+    "ours2": ("chat", True),
 }
-TITLES = {"ours": "ours (chat)", "floor": "floor (websockets)", "bare": "bare Quart+hypercorn"}
+TITLES = {"ours": "ours (chat)", "floor": "floor (websockets)", "bare": "bare Quart+hypercorn",
+          "ours2": "ours, 2 workers + Redis"}
+WORKERS = {"ours2": 2}
 
 
 def free_port() -> int:
@@ -48,6 +52,7 @@ class Server:
     process: subprocess.Popen
     port: int
     log_path: Path
+    redis: subprocess.Popen | None = None
 
     @property
     def base(self) -> str:
@@ -74,6 +79,9 @@ class Server:
                 self.process.wait(5)
             except ProcessLookupError:
                 pass
+        if self.redis is not None and self.redis.poll() is None:
+            self.redis.kill()
+            self.redis.wait(5)
 
 
 def start(kind: str, workdir: Path, log_dir: Path, cores: set[int] | None, tag: str,
@@ -81,7 +89,16 @@ def start(kind: str, workdir: Path, log_dir: Path, cores: set[int] | None, tag: 
     module, _ = KINDS[kind]
     port = free_port()
     env = dict(os.environ)
-    if kind == "ours":
+    redis = None
+    if kind in WORKERS:
+        redis_port = free_port()
+        redis = subprocess.Popen(
+            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=_preexec(cores))
+        env["CHAT_BROKER_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+        time.sleep(0.3)
+    if kind.startswith("ours"):
         db_path = db_path or workdir / f"{tag}.db"
         env.update({
             "CHAT_DATABASE_URL": f"sqlite:///{db_path}",
@@ -89,6 +106,7 @@ def start(kind: str, workdir: Path, log_dir: Path, cores: set[int] | None, tag: 
             "CHAT_MESSAGE_RATE": "off",
             "CHAT_JOIN_FAIL_RATE": "off",
             "CHAT_CREATE_RATE": "off",
+            "CHAT_SOCKETS_PER_ADDRESS": "off",  # every benchmark client is 127.0.0.1
             "CHAT_ROOM_CAPACITY": "100000",
             "CHAT_EMPTY_ROOM_TTL": "86400",
         })
@@ -96,12 +114,13 @@ def start(kind: str, workdir: Path, log_dir: Path, cores: set[int] | None, tag: 
     log_path = log_dir / f"server-{kind}-{tag}.log"
     log = log_path.open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", module, "--bind", f"127.0.0.1:{port}"],
+        [sys.executable, "-m", module, "--bind", f"127.0.0.1:{port}",
+         *(["--workers", str(WORKERS[kind])] if kind in WORKERS else [])],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         preexec_fn=_preexec(cores),
     )
     log.close()
-    server = Server(kind, process, port, log_path)
+    server = Server(kind, process, port, log_path, redis)
     _wait_ready(server, 30)
     return server
 
@@ -113,7 +132,7 @@ def _wait_ready(server: Server, limit: float) -> None:
             raise RuntimeError(f"{server.kind} server exited ({server.process.returncode}): "
                                f"{server.log_path.read_text()[-2000:]}")
         try:
-            if server.kind == "ours":
+            if server.kind.startswith("ours"):
                 with urllib.request.urlopen(server.base + "/healthz", timeout=2) as response:
                     if response.status == 200:
                         return

@@ -12,7 +12,18 @@ from datetime import datetime
 from quart import Quart
 from quart_schema import QuartSchema
 
-from chat import assets, edits, fragments, live, rooms, security, web
+from chat import (
+    assets,
+    compression,
+    direct_socket,
+    edits,
+    fragments,
+    live,
+    metrics,
+    rooms,
+    security,
+    web,
+)
 from chat.broker import open_broker
 from chat.hub import Hub
 from chat.proxies import TrustedProxies
@@ -52,6 +63,9 @@ def _close_sockets_on_sigterm(hub: Hub) -> None:
 
 def create_app(settings: Settings | None = None) -> Quart:
     settings = settings or load_settings()
+    # Process-wide: what hypercorn answers to permessage-deflate offers (fails loudly
+    # if hypercorn changed under the hook).
+    compression.install(settings.ws_compression)
     app = Quart(
         __name__,
         template_folder=str(PROJECT_ROOT / "templates"),
@@ -66,6 +80,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.session_interface = security.SessionCookies()
     if settings.proxy_hops:
         app.asgi_app = TrustedProxies(app.asgi_app, settings.proxy_hops)
+    direct_socket.install(app)  # direct sends, stoppable reads (checks Quart at start)
     QuartSchema(app, swagger_ui_path=None, redoc_ui_path=None, scalar_ui_path=None)
     app.jinja_env.filters["iso_utc"] = _iso_utc
     app.jinja_env.filters["readable_utc"] = _readable_utc
@@ -79,23 +94,28 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.register_blueprint(web.blueprint)
     app.register_blueprint(edits.blueprint)
     app.register_blueprint(live.blueprint)
+    app.register_blueprint(metrics.blueprint)
 
     @app.before_serving
     async def start() -> None:
         store = await open_store(settings)
-        broker = await open_broker(settings)
+        watch = metrics.Metrics(lambda: broker.healthy)
+        broker = metrics.CountingBroker(await open_broker(settings), watch.counts)
         hub = Hub(settings, store, broker, fragments.Fragments(app.jinja_env))
         await hub.start()
+        await watch.start()
         app.extensions["chat.hub"] = hub
         sockets = open_sockets(settings)
         await sockets.start()
         app.extensions["chat.sockets"] = sockets
+        app.extensions["chat.metrics"] = watch
         if multiprocessing.parent_process() is not None:
             _close_sockets_on_sigterm(hub)
         log.info("serving: store=%s broker=%s", type(store).__name__, type(broker).__name__)
 
     @app.after_serving
     async def stop() -> None:
+        await app.extensions.pop("chat.metrics").stop()
         hub: Hub = app.extensions.pop("chat.hub")
         await hub.stop()
         await hub.broker.stop()

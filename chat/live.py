@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from asyncio import FIRST_COMPLETED
 from collections import deque
 
 from pydantic import ValidationError
@@ -18,15 +17,17 @@ from quart import Blueprint, current_app, session, websocket
 
 from chat import rooms, security
 from chat.broker import RoomEvent
+from chat.direct_socket import DirectWebsocket, Interrupted
 from chat.forms import MessageFrame
 from chat.hub import CATCH_UP, Hub, TooManyLookups
+from chat.metrics import Counts
 from chat.sockets import TOO_MANY_CONNECTIONS, Sockets
 from chat.store import RoomGone
 
 log = logging.getLogger("chat")
 blueprint = Blueprint("live", __name__)
 
-POLICY_VIOLATION = 1008  # no session, foreign origin, unknown or full room, too many sockets
+POLICY_VIOLATION = 1008  # no session, foreign origin, unknown or full room
 UNSUPPORTED_DATA = 1003  # binary frame
 INVALID_PAYLOAD = 1007  # not the JSON hx-ws sends
 TOO_BIG = 1009
@@ -46,18 +47,23 @@ class Connection:
 
     The queue is a deque and one wake-up future rather than an asyncio.Queue: with one
     producer side that never waits and one consumer, that is all it needs, and an idle
-    connection holds a third of the memory.
+    connection holds a third of the memory. The writer sends whatever is queued when it
+    wakes as one frame (pages accept frames holding many out-of-band fragments).
     """
 
-    __slots__ = ("_limit", "_pending", "_wakeup", "stopped", "user_id")
+    __slots__ = ("_counts", "_limit", "_pending", "_socket", "_wakeup", "close_code", "user_id")
 
-    def __init__(self, queue_size: int, user_id: str) -> None:
+    def __init__(
+        self, queue_size: int, socket: DirectWebsocket, counts: Counts, user_id: str
+    ) -> None:
         self.user_id = user_id
         self._limit = queue_size
+        self._counts = counts
         self._pending: deque[tuple[int | None, str]] = deque()
         self._wakeup: asyncio.Future[None] | None = None
-        # Resolves to the close code when the socket must close: no task waits on it.
-        self.stopped: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._socket = socket
+        # Set when the socket must close with this code; the reader is interrupted.
+        self.close_code: int | None = None
 
     def __call__(self, event: RoomEvent) -> None:
         if event.skip_user != self.user_id:
@@ -65,21 +71,23 @@ class Connection:
 
     def push(self, html: str, message_id: int | None = None) -> None:
         if len(self._pending) >= self._limit:
+            if self.close_code is None:
+                self._counts.slow_client_closes += 1
             self.stop(CATCH_UP)  # fell behind: it reconnects and catches up
             return
         self._pending.append((message_id, html))
-        if self._wakeup is not None and not self._wakeup.done():
-            self._wakeup.set_result(None)
-
-    async def _next(self) -> tuple[int | None, str]:
-        while not self._pending:
-            self._wakeup = asyncio.get_running_loop().create_future()
-            await self._wakeup
-        return self._pending.popleft()
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
 
     def stop(self, close_code: int) -> None:
-        if not self.stopped.done():
-            self.stopped.set_result(close_code)
+        if self.close_code is None:
+            self.close_code = close_code
+            self._socket.interrupt()
+
+    def interrupt_reader(self, _writer: object = None) -> None:
+        """The writer ended (the client went, or a fault): stop reading too."""
+        self._socket.interrupt()
 
     async def write(self, hub: Hub, code: str, after_id: int, since: int | None) -> None:
         """Send the member list and what the page missed, then everything queued.
@@ -88,17 +96,32 @@ class Connection:
         both; it is skipped the second time. Ids are compared one by one, not against a
         high-water mark: with several processes a message may arrive after a newer one.
         """
-        await websocket.send(await hub.members_frame(code))
+        send, counts = self._socket.send, self._counts
+        await send(await hub.members_frame(code))
+        counts.frames_delivered += 1
         caught_up: set[int] = set()
         async for message_ids, frame in hub.catch_up_frames(code, after_id, since):
-            await websocket.send(frame)
+            await send(frame)
+            counts.frames_delivered += 1
             caught_up.update(message_ids)
+        if caught_up:
+            counts.catch_ups += 1
+        pending = self._pending
+        loop = asyncio.get_running_loop()
         while True:
-            message_id, html = await self._next()
-            if message_id in caught_up:
-                caught_up.discard(message_id)
-                continue
-            await websocket.send(html)
+            while not pending:
+                self._wakeup = loop.create_future()
+                await self._wakeup
+            parts: list[str] = []
+            while pending:
+                message_id, html = pending.popleft()
+                if caught_up and message_id in caught_up:
+                    caught_up.discard(message_id)
+                    continue
+                parts.append(html)
+            if parts:
+                await send("".join(parts))
+                counts.frames_delivered += 1
 
 
 def _hub() -> Hub:
@@ -152,7 +175,10 @@ async def room_socket(code: str) -> None:
                  user_id, websocket.remote_addr)
         await websocket.close(POLICY_VIOLATION, TOO_MANY_CONNECTIONS)
         return
-    connection = Connection(hub.settings.send_queue, user_id)
+    counts: Counts = current_app.extensions["chat.metrics"].counts
+    socket = websocket._get_current_object()
+    connection = Connection(hub.settings.send_queue, socket, counts, user_id)
+    counts.open_connections += 1
     try:
         await hub.enter(code, user_id, name, connection)
         try:
@@ -160,6 +186,7 @@ async def room_socket(code: str) -> None:
         finally:
             await hub.exit(code, user_id, connection)
     finally:
+        counts.open_connections -= 1
         # Free before the close frame goes out: a page that reconnects at once, here
         # or to another process, finds its place.
         await sockets.release(claim)
@@ -171,33 +198,36 @@ async def room_socket(code: str) -> None:
 async def _serve(
     hub: Hub, code: str, user_id: str, name: str, connection: Connection
 ) -> int | None:
-    """Run reader and writer until one ends or the connection is stopped; the close
-    code to send, if any."""
+    """Read in this task while one writer task sends, until either ends or the
+    connection is stopped; the close code to send, if any."""
     # `after`: the page's newest message; `since`: the room's revision it was rendered at.
     after, since = _number_arg("after") or 0, _number_arg("since")
     writer = asyncio.create_task(connection.write(hub, code, after, since))
-    reader = asyncio.create_task(_read(hub, code, user_id, name, connection))
+    writer.add_done_callback(connection.interrupt_reader)
+    read_code: int | None = None
+    read_error: Exception | None = None
     try:
-        await asyncio.wait((writer, reader, connection.stopped), return_when=FIRST_COMPLETED)
+        read_code = await _read(hub, code, user_id, name, connection)
+    except Interrupted:
+        pass  # stopped, or the writer ended: decided below
+    except Exception as error:  # a fault while posting: the writer must still stop
+        read_error = error
     finally:
-        for task in (writer, reader):
-            task.cancel()
-        await asyncio.gather(writer, reader, return_exceptions=True)
-    if connection.stopped.done():
-        close_code = connection.stopped.result()
-        if close_code == CATCH_UP:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+    if connection.close_code is not None:
+        if connection.close_code == CATCH_UP:
             log.info("connection asked to catch up: room=%s user=%s", code, user_id)
-        return close_code
-    for task in (reader, writer):
-        if task.done() and not task.cancelled() and task.exception() is not None:
-            error = task.exception()
-            if isinstance(error, ConnectionError):
-                return None  # the client is gone
-            log.error("live connection failed: room=%s", code, exc_info=error)
-            return INTERNAL_ERROR
-    if reader.done() and not reader.cancelled():
-        return reader.result()
-    return None
+        return connection.close_code
+    write_error = None if writer.cancelled() else writer.exception()
+    for error in (read_error, write_error):
+        if error is None:
+            continue
+        if isinstance(error, ConnectionError):
+            return None  # the client is gone
+        log.error("live connection failed: room=%s", code, exc_info=error)
+        return INTERNAL_ERROR
+    return read_code
 
 
 async def _read(hub: Hub, code: str, user_id: str, name: str, connection: Connection) -> int:

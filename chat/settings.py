@@ -47,6 +47,7 @@ class Settings:
     sockets_per_user: int = 10
     sockets_per_address: int | None = 200
     proxy_hops: int = 0
+    ws_compression: str = "off"
     instance_path: Path = DEFAULT_INSTANCE
 
     @property
@@ -131,6 +132,13 @@ def _broker_url(env: Mapping[str, str]) -> str:
     return url
 
 
+def _ws_compression(env: Mapping[str, str]) -> str:
+    raw = env.get("CHAT_WS_COMPRESSION", "").strip().lower() or "off"
+    if raw not in ("off", "small", "default"):
+        raise SettingsError(f"CHAT_WS_COMPRESSION must be off, small or default, got {raw!r}")
+    return raw
+
+
 def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Read settings from `env` (the process environment by default); `overrides`
     replace fields after reading, which is how tests pick their own values."""
@@ -152,6 +160,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         sockets_per_user=_integer(env, "CHAT_SOCKETS_PER_USER", 10, minimum=1),
         sockets_per_address=_count_or_off(env, "CHAT_SOCKETS_PER_ADDRESS", 200),
         proxy_hops=_integer(env, "CHAT_PROXY_HOPS", 0, minimum=0),
+        ws_compression=_ws_compression(env),
     )
     return Settings(**{**_as_dict(settings), **overrides})
 

@@ -58,12 +58,17 @@ def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
         memory = scenarios["memory"]
         assert memory["open_at_measure"] == memory["connections"] > 0
         assert _positive(memory["rss_after_kib"]) and _positive(memory["rss_before_kib"])
+        # memory is measured after every socket has received the traffic
+        assert memory["traffic"]["lost"] == 0, (kind, memory["traffic"])
+        assert memory["traffic"]["delivered"] == (
+            memory["connections"] * memory["messages_per_room"]), (kind, memory["traffic"])
 
     history = {k: v for k, v in report["servers"]["ours"]["history"].items() if k.isdecimal()}
     assert set(history) == {str(n) for n in report["settings"]["history_counts"]}
     for figures in history.values():
         assert _positive(figures["page_p50_ms"]) and _positive(figures["earlier_p50_ms"])
 
+    assert report["machine"]["deflate_offered"] is True  # as browsers do, by default
     summary = report["summary"]
     for kind in ("ours", "floor", "bare"):
         assert _positive(summary[kind]["fanout_largest_room"])

@@ -35,6 +35,7 @@ def test_defaults_when_nothing_is_set():
     assert settings.sockets_per_user == 10
     assert settings.sockets_per_address == 200
     assert settings.proxy_hops == 0
+    assert settings.ws_compression == "off"
 
 
 def test_blank_values_mean_the_default():
@@ -60,6 +61,7 @@ def test_every_variable_is_read():
             "CHAT_SOCKETS_PER_USER": "3",
             "CHAT_SOCKETS_PER_ADDRESS": "50",
             "CHAT_PROXY_HOPS": "2",
+            "CHAT_WS_COMPRESSION": "Small",
         }
     )
     assert settings.database_url == "sqlite:////srv/chat/data.db"
@@ -79,6 +81,7 @@ def test_every_variable_is_read():
     assert settings.sockets_per_user == 3
     assert settings.sockets_per_address == 50
     assert settings.proxy_hops == 2
+    assert settings.ws_compression == "small"
 
 
 def test_relative_sqlite_url_is_relative_to_the_working_directory(tmp_path, monkeypatch):
@@ -139,6 +142,7 @@ def test_off_disables_the_socket_limit_per_address(value):
         ("CHAT_PROXY_HOPS", "-1"),
         ("CHAT_PROXY_HOPS", "one"),
         ("CHAT_PROXY_HOPS", "1.5"),
+        ("CHAT_WS_COMPRESSION", "gzip"),
     ],
 )
 def test_bad_value_is_refused_naming_the_variable(variable, value):

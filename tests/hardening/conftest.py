@@ -391,7 +391,8 @@ class LiveClient:
         self.notices.extend(html.unescape(n) for n in NOTICE.findall(frame))
         self._record_members(frame)
         if 'id="message-form"' in frame:
-            self.answers += 1
+            # one frame can carry several queued fragments (the writer joins them)
+            self.answers += frame.count('id="message-form"')
             self.form_errors.extend(html.unescape(e) for e in FORM_ERROR.findall(frame))
 
     def _record_members(self, frame: str) -> None:
