@@ -100,12 +100,14 @@ class Connection:
         await send(await hub.members_frame(code))
         counts.frames_delivered += 1
         caught_up: set[int] = set()
+        catching_up = False
         async for message_ids, frame in hub.catch_up_frames(code, after_id, since):
+            if not catching_up:
+                catching_up = True
+                counts.catch_ups += 1  # counted as it starts: the page may show it at once
+            caught_up.update(message_ids)
             await send(frame)
             counts.frames_delivered += 1
-            caught_up.update(message_ids)
-        if caught_up:
-            counts.catch_ups += 1
         pending = self._pending
         loop = asyncio.get_running_loop()
         while True:

@@ -43,7 +43,7 @@ class QuietHub:
 
 
 async def _frames_after(connection: Connection, socket: RecordingSocket, count: int) -> list[str]:
-    writer = asyncio.create_task(connection.write(QuietHub(), "ROOM", 0))
+    writer = asyncio.create_task(connection.write(QuietHub(), "ROOM", 0, None))
     try:
         while len(socket.frames) < count:
             socket.sent.clear()

@@ -31,6 +31,8 @@ AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practi
 OFFLINE_NOISE = (
     re.compile(r"^WebSocket connection to 'ws://[^']+' failed: "),
     re.compile(r"^htmx: htmx:ws:error: \[object Event\]"),
+    # e.g. the favicon, fetched late while the server is down
+    re.compile(r"^Failed to load resource: net::ERR_CONNECTION_REFUSED "),
 )
 # What the browser logs for a page served with a 4xx status (the home form's errors are
 # 4xx by contract).

@@ -47,6 +47,7 @@ NO_LIMITS = {
     "CHAT_MESSAGE_RATE": "off",
     "CHAT_JOIN_FAIL_RATE": "off",
     "CHAT_CREATE_RATE": "off",
+    "CHAT_SOCKETS_PER_ADDRESS": "off",  # every scripted client comes from 127.0.0.1
     "CHAT_LEAVE_GRACE": "0.3",
 }
 RECONNECT_CODES = frozenset({1001, 1005, 1006, 1011, 1012, 1013, 1014})  # as hx-ws
