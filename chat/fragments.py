@@ -124,19 +124,22 @@ class Fragments:
     def members_frame(self, members: dict[str, str]) -> str:
         return _out_of_band("innerHTML:#presence", self.members(members))
 
-    def arrival_frame(self, user_id: str, name: str, count: int) -> str:
-        # One list item, not the whole list: a join costs the same in a room of 1,000.
+    # Member-list changes: one list item at a time, not the whole list, so a join costs
+    # the same in a room of 1,000; the count follows once per announcement frame.
+    def member_added(self, user_id: str, name: str) -> str:
         item = self._member.render(member=listed(user_id, name))
-        frame = _out_of_band("upsert key:data-sort target:#members", item)
-        return frame + self._count_frame(count)
+        return _out_of_band("upsert key:data-sort target:#members", item)
 
-    def departure_frame(self, user_id: str, count: int) -> str:
-        return _deleted_member(user_id) + self._count_frame(count)
+    def member_removed(self, user_id: str) -> str:
+        return _deleted_member(user_id)
 
-    def rename_frame(self, user_id: str, name: str) -> str:
+    def member_renamed(self, user_id: str, name: str) -> str:
         # The item moves (the list is sorted by name): out under the old, in under the new.
-        item = self._member.render(member=listed(user_id, name))
-        return _deleted_member(user_id) + _out_of_band("upsert key:data-sort target:#members", item)
+        return _deleted_member(user_id) + self.member_added(user_id, name)
+
+    def announcement_frame(self, changes: list[str], count: int) -> str:
+        """Notices and member-list changes gathered for a room, and its count now."""
+        return "".join(changes) + self._count_frame(count)
 
     # The page includes these templates as they are; pushed alone, they carry the
     # attribute that tells htmx to swap them in place.

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from chat import rooms
+from chat.announcements import Announcements
 from chat.broker import Broker, RoomEvent
 from chat.fragments import Fragments, Mentionable
 from chat.presence import Held, Presence, open_presence
@@ -34,6 +35,7 @@ SLOW_DOWN = "You are sending messages too quickly. Please wait a moment."
 # Someone's "is typing" goes out at most this often; pages drop it a few seconds after.
 TYPING_EVERY = 2.0
 TYPING_TRACKED = 10_000
+MEMBER_LISTS_KEPT = 1_000
 
 
 # WebSocket close codes after which htmx reconnects by itself (and the page catches up).
@@ -70,6 +72,10 @@ class Hub:
         broker.on_recovered(self._resync_connections)
         self._deletions: dict[str, asyncio.Task] = {}
         self._typing: dict[tuple[str, str], float] = {}  # (room, user) -> when last told
+        self._member_lists: dict[str, tuple[dict[str, str], str]] = {}  # room -> last sent
+        self._announcements = Announcements(
+            broker.publish, self.presence.count, fragments.announcement_frame
+        )
         self._sweeper: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -97,6 +103,7 @@ class Hub:
             await asyncio.gather(self._sweeper, return_exceptions=True)
         for task in self._deletions.values():
             task.cancel()
+        await self._announcements.stop()
         await self.presence.stop()
 
     async def park_members(self) -> None:
@@ -315,16 +322,15 @@ class Hub:
         await self.broker.subscribe(code, connection)
         arrival = await self.presence.arrive(code, user_id, name)
         if arrival.renamed_from:
-            changes = self.fragments.rename_frame(user_id, name)
-            self._announce(code, f"{arrival.renamed_from} is now {name}", changes)
+            notice = f"{arrival.renamed_from} is now {name}"
+            self._announce(code, notice, self.fragments.member_renamed(user_id, name))
         if not arrival.entered:
             return
         self._cancel_deletion(code)
         await self.store.set_room_empty(code, None)
         log.info("user entered: room=%s user=%s", code, user_id)
-        count = await self.presence.count(code)
-        changes = self.fragments.arrival_frame(user_id, name, count)
-        self._announce(code, f"{name} has entered the room", changes)
+        notice = f"{name} has entered the room"
+        self._announce(code, notice, self.fragments.member_added(user_id, name))
 
     async def exit(self, code: str, user_id: str, connection: LiveConnection) -> None:
         self._connections.discard(connection)
@@ -333,29 +339,34 @@ class Hub:
 
     async def _left(self, code: str, user_id: str, name: str) -> None:
         log.info("user left: room=%s user=%s", code, user_id)
-        count = await self.presence.count(code)
-        self._announce(
-            code, f"{name} has left the room", self.fragments.departure_frame(user_id, count)
-        )
-        if count == 0:
+        self._announce(code, f"{name} has left the room", self.fragments.member_removed(user_id))
+        if await self.presence.count(code) == 0:
             await self.store.set_room_empty(code, utc_now())
             self._schedule_deletion(code)
 
     async def _corrected(self, code: str, user_id: str, name: str | None) -> None:
         """After a fault, shared presence knows better than what pages were told: fix the
         lists (nobody came or went, so no notice)."""
-        count = await self.presence.count(code)
         if name is None:
-            changes = self.fragments.departure_frame(user_id, count)
+            self._announcements.add(code, self.fragments.member_removed(user_id))
         else:
-            changes = self.fragments.arrival_frame(user_id, name, count)
-        self.broker.publish(RoomEvent(code, changes))
+            self._announcements.add(code, self.fragments.member_added(user_id, name))
 
     def _announce(self, code: str, notice: str, member_changes: str) -> None:
-        self.broker.publish(RoomEvent(code, self.fragments.notice_frame(notice) + member_changes))
+        self._announcements.add(code, self.fragments.notice_frame(notice) + member_changes)
 
     async def members_frame(self, code: str) -> str:
-        return self.fragments.members_frame(await self.presence.members(code))
+        """The whole member list, for a page that connects. Pages arriving together in a
+        room that has not changed meanwhile share one rendering."""
+        members = await self.presence.members(code)
+        cached = self._member_lists.get(code)
+        if cached is not None and cached[0] == members:
+            return cached[1]
+        html = self.fragments.members_frame(members)
+        self._member_lists[code] = (members, html)
+        if len(self._member_lists) > MEMBER_LISTS_KEPT:
+            del self._member_lists[next(iter(self._member_lists))]  # the oldest
+        return html
 
     # Deleting empty rooms ----------------------------------------------------
 

@@ -181,6 +181,22 @@ async def test_entering_announces_the_user_and_the_member_list(app):
             assert listed(bob_frames[0]) == ["Ann", "Bob"] and counted(bob_frames[0]) == "(2)"
 
 
+async def test_a_join_storm_reaches_members_as_a_few_frames(app):
+    ann, code = await user(app, "Ann")
+    crowd = [(await user(app, f"P{n:02d}", code))[0] for n in range(12)]
+    async with AsyncExitStack() as stack:
+        ann_ws = await arrive(stack, ann, code, "Ann")
+        await asyncio.gather(*(stack.enter_async_context(socket(c, code)) for c in crowd))
+        frames = []
+        while "".join(frames).count("has entered") < 12:
+            frames.append(await receive(ann_ws))
+        # Arrivals that come together are announced together, with the count once each.
+        assert len(frames) <= 3
+        assert sorted(listed("".join(frames))) == [f"P{n:02d}" for n in range(12)]
+        assert counted(frames[-1]) == "(13)"
+        assert "".join(frames).count('id="member-count"') == len(frames)
+
+
 async def test_leaving_is_announced_after_the_grace_period(app):
     ann, code = await user(app, "Ann")
     bob, _ = await user(app, "Bob", code)
