@@ -12,7 +12,7 @@ from datetime import datetime
 from quart import Quart
 from quart_schema import QuartSchema
 
-from chat import assets, live, security, web
+from chat import assets, live, security, web, web_search
 from chat.broker import open_broker
 from chat.fragments import Fragments
 from chat.hub import Hub
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.after_request(security.add_security_headers)
     app.register_blueprint(assets.vendor_blueprint())
     app.register_blueprint(web.blueprint)
+    app.register_blueprint(web_search.blueprint)
     app.register_blueprint(live.blueprint)
 
     @app.before_serving

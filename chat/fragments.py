@@ -62,11 +62,11 @@ class Fragments:
     def message(self, message: Message) -> str:
         return self._message.render(message=message)
 
-    def page(self, code: str, page: Page) -> str:
-        """A page of history led by its "Load earlier messages" control. Rendered here,
-        synchronously, for the room page too: Jinja's async mode makes each included
-        message several times dearer."""
-        return self._page.render(code=code, page=page)
+    def page(self, code: str, page: Page, around: int | None = None) -> str:
+        """A page of history led by its "Load earlier messages" control (`around`: the
+        message to highlight). Rendered here, synchronously, for the room page too:
+        Jinja's async mode makes each included message several times dearer."""
+        return self._page.render(code=code, page=page, around=around)
 
     def notice(self, text: str) -> str:
         return self._notice.render(text=text)

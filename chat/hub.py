@@ -18,7 +18,7 @@ from chat.fragments import Fragments
 from chat.presence import Held, Presence, open_presence
 from chat.ratelimits import RateLimits
 from chat.settings import Settings
-from chat.store import Page, Posted, Store, utc_now
+from chat.store import Found, Page, Posted, Store, utc_now
 
 log = logging.getLogger("chat")
 
@@ -177,6 +177,20 @@ class Hub:
 
     async def latest_page(self, code: str, before_id: int | None = None) -> Page:
         return await self.store.page_before(code, before_id, self.settings.page_size)
+
+    async def search(self, code: str, words: list[str], before_id: int | None) -> Found:
+        """The room's messages with every one of `words`, newest first, a page at a time."""
+        if not words:
+            return Found([], has_more=False)
+        return await self.store.search(code, words, before_id, self.settings.page_size)
+
+    async def page_around(self, code: str, message_id: int) -> Page:
+        """A page with `message_id` in the middle: the half before it, it, and the rest
+        after it (oldest first), so "Load earlier" continues from its first message."""
+        size = self.settings.page_size
+        earlier = await self.store.page_before(code, message_id + 1, size // 2 + 1)
+        later = await self.store.messages_after(code, message_id, size - len(earlier.messages))
+        return Page(earlier.messages + later, earlier.has_earlier)
 
     @property
     def shared(self) -> bool:

@@ -105,9 +105,9 @@ async def unreadable_form(_: RequestSchemaValidationError):
     return await _home(400, error="The form could not be read. Please try again.")
 
 
-def _before_id() -> int | None:
-    raw = request.args.get("before", "")
-    return int(raw) if raw.isdecimal() and len(raw) < 19 else None
+def _before_id(name: str = "before") -> int | None:
+    raw = request.args.get(name, "")
+    return int(raw) if raw.isascii() and raw.isdecimal() and len(raw) < 19 else None
 
 
 async def _room_or_redirect(code: str) -> tuple[str, ResponseReturnValue | None]:
@@ -134,15 +134,18 @@ async def _room_page(
     nonce: str | None = None,
 ):
     hub = _hub()
-    before_id = _before_id()
-    page = await hub.latest_page(code, before_id)
+    before_id, around_id = _before_id(), _before_id("around")
+    if around_id is not None:  # a search result in context
+        page = await hub.page_around(code, around_id)
+    else:
+        page = await hub.latest_page(code, before_id)
     invite = url_for("web.home", code=code, _external=True)
     html = await render_template(
         "room.html",
         code=code,
         page=page,
-        history=Markup(hub.fragments.page(code, page)),
-        live=before_id is None,
+        history=Markup(hub.fragments.page(code, page, around_id)),
+        live=before_id is None and around_id is None,
         invite=invite,
         members=member_list(await hub.presence.members(code)),
         value=value,

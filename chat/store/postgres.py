@@ -14,7 +14,7 @@ from importlib import resources
 
 import asyncpg
 
-from chat.store import Member, Message, Page, Posted, utc_now
+from chat.store import Bot, Found, Member, Message, Page, Posted, RoomGone, utc_now
 from chat.store.batching import Batcher, Draft
 
 _MESSAGE_COLUMNS = "id, room_code, author_id, author, body, sent_at, nonce"
@@ -39,6 +39,14 @@ def _ms(moment: datetime) -> datetime:
 def _message(row: asyncpg.Record) -> Message:
     id_, room, author_id, author, body, sent_at, nonce = row
     return Message(id_, room, author_id, author, body, sent_at, nonce)
+
+
+_BOT_COLUMNS = "id, room_code, name, created_at"
+
+
+def _bot(row: asyncpg.Record) -> Bot:
+    id_, room, name, created_at = row
+    return Bot(id_, room, name, created_at)
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -237,6 +245,54 @@ class PostgresStore:
             room, after_id, limit,
         )
         return [_message(row) for row in rows]
+
+    async def search(
+        self, room: str, words: list[str], before_id: int | None, limit: int
+    ) -> Found:
+        # plainto_tsquery reads no operators: every word is a lexeme, all must match.
+        # The words go through the same regexp as the indexed text (migration 0004).
+        text = " ".join(word.replace("\x00", "") for word in words).strip()
+        if not text:
+            return Found([], has_more=False)
+        rows = await self._pool.fetch(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_code = $1 AND id < $2"
+            " AND search @@ plainto_tsquery('simple',"
+            "  regexp_replace($3::text, '[^[:alnum:]]+', ' ', 'g'))"
+            " ORDER BY id DESC LIMIT $4",
+            room, before_id if before_id is not None else 2**63 - 1, text, limit + 1,
+        )
+        return Found([_message(row) for row in rows[:limit]], has_more=len(rows) > limit)
+
+    # Bots ----------------------------------------------------------------------
+
+    async def add_bot(self, room: str, name: str, token_hash: str, created_by: str) -> Bot:
+        try:
+            row = await self._pool.fetchrow(
+                "INSERT INTO bots (room_code, name, token_hash, created_by, created_at)"
+                f" VALUES ($1, $2, $3, $4, $5) RETURNING {_BOT_COLUMNS}",
+                room, name, token_hash, created_by, _ms(utc_now()),
+            )
+        except asyncpg.ForeignKeyViolationError:
+            raise RoomGone(room) from None
+        return _bot(row)
+
+    async def bots(self, room: str) -> list[Bot]:
+        rows = await self._pool.fetch(
+            f"SELECT {_BOT_COLUMNS} FROM bots WHERE room_code = $1 ORDER BY id", room
+        )
+        return [_bot(row) for row in rows]
+
+    async def bot_by_token(self, token_hash: str) -> Bot | None:
+        row = await self._pool.fetchrow(
+            f"SELECT {_BOT_COLUMNS} FROM bots WHERE token_hash = $1", token_hash
+        )
+        return None if row is None else _bot(row)
+
+    async def delete_bot(self, room: str, bot_id: int) -> bool:
+        deleted = await self._pool.fetchval(
+            "DELETE FROM bots WHERE room_code = $1 AND id = $2 RETURNING true", room, bot_id
+        )
+        return bool(deleted)
 
     # Empty rooms ---------------------------------------------------------------
 
