@@ -10,9 +10,8 @@ import signal
 from datetime import datetime
 
 from quart import Quart
-from quart_schema import QuartSchema
 
-from chat import assets, live, security, web, web_search
+from chat import api, assets, bots, live, security, web, web_search
 from chat.broker import open_broker
 from chat.fragments import Fragments
 from chat.hub import Hub
@@ -62,7 +61,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         SESSION_COOKIE_SAMESITE="Lax",
         MAX_CONTENT_LENGTH=64 * 1024,
     )
-    QuartSchema(app, swagger_ui_path=None, redoc_ui_path=None, scalar_ui_path=None)
+    api.init_app(app)  # quart-schema: validation, /openapi.json and /docs
     app.jinja_env.filters["iso_utc"] = _iso_utc
     app.jinja_env.filters["readable_utc"] = _readable_utc
     app.jinja_env.globals["message_max"] = settings.message_max
@@ -71,6 +70,9 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.register_blueprint(assets.vendor_blueprint())
     app.register_blueprint(web.blueprint)
     app.register_blueprint(web_search.blueprint)
+    app.register_blueprint(bots.blueprint)
+    app.register_blueprint(api.blueprint)
+    app.register_blueprint(assets.swagger_blueprint())
     app.register_blueprint(live.blueprint)
 
     @app.before_serving

@@ -52,6 +52,10 @@ class TooManyLookups(Exception):
     """This address looked up too many codes that do not exist."""
 
 
+class TooFast(rooms.RuleBroken):
+    """The sender is over the message rate limit (a rule broken, said as `SLOW_DOWN`)."""
+
+
 class Hub:
     def __init__(self, settings: Settings, store: Store, broker: Broker, fragments: Fragments):
         self.settings = settings
@@ -162,7 +166,7 @@ class Hub:
         user already posted in the room publishes nothing: everyone has that message."""
         text = rooms.clean_message(raw_text, self.settings.message_max)
         if not await self.rate_limits.messages.hit(user_id):
-            raise rooms.RuleBroken(SLOW_DOWN)
+            raise TooFast(SLOW_DOWN)
         posted = await self.store.add_message(code, user_id, author, text, nonce)
         if posted.new:
             html = self.fragments.messages_frame((posted.message,))

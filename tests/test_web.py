@@ -16,7 +16,7 @@ from chat import rooms
 from tests.conftest import ORIGIN, join_room, post_form
 
 ARTICLE_ID = re.compile(r'<article class="message[^"]*" id="message-(\d+)"[^>]*>')
-HX_GET = re.compile(r'hx-get="([^"]+)"')
+HX_GET = re.compile(r'<a href="[^"]*" hx-get="([^"]+)"')  # "Load earlier messages"
 
 
 # Helpers ----------------------------------------------------------------------
