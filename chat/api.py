@@ -10,19 +10,20 @@ the rate limit (per bot), stored before it is broadcast, rendered once.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from quart import Blueprint, Quart, current_app, g, render_template, request
 from quart_schema import (
     QuartSchema,
     RequestSchemaValidationError,
+    document_request,
     validate_querystring,
-    validate_request,
     validate_response,
 )
 from quart_schema.openapi import OpenAPIProvider
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
 
 from chat import bots, rooms
 from chat.hub import Hub, TooFast
@@ -115,11 +116,20 @@ async def authenticate():
     if rooms.normalize_code(code) != bot.room:
         return _problem(403, "forbidden", "This token belongs to a bot of another room.")
     g.bot = bot
-    if request.method == "POST":
-        # Read the body as JSON whatever its Content-Type (scripts often omit it); a body
-        # that is not JSON fails here, as a 400.
-        await request.get_json(force=True)
     return None
+
+
+async def _body(model: type[BaseModel]) -> BaseModel:
+    """The JSON body as `model`, whatever its Content-Type (scripts often send none, or
+    curl's form type). Not JSON (or not UTF-8): 400; JSON of the wrong shape: 422."""
+    try:
+        data = json.loads(await request.get_data())
+    except ValueError:  # UnicodeDecodeError included
+        raise BadRequest() from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise RequestSchemaValidationError(error) from None
 
 
 def _hub() -> Hub:
@@ -143,16 +153,17 @@ def _document_errors(*statuses: int):
 
 
 @blueprint.post("/rooms/<code>/messages")
-@validate_request(NewMessage)
+@document_request(NewMessage)
 @validate_response(MessageOut, 201)
 @_document_errors(400, 401, 403, 404, 422, 429)
-async def post_message(code: str, data: NewMessage):
+async def post_message(code: str):
     """Post a message into the bot's room.
 
     Members see it at once, with the bot's name and a "bot" badge. Bots are rate
     limited like members (CHAT_MESSAGE_RATE): over the limit, 429 with Retry-After."""
     bot: Bot = g.bot
     hub = _hub()
+    data = await _body(NewMessage)
     try:
         posted = await hub.post_message(bot.room, bot.author_id, bot.name, data.text)
     except TooFast as too_fast:
