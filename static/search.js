@@ -10,7 +10,12 @@
     const open = panel && panel.childElementCount > 0;
     if (!open && !(input && input.value)) return false;
     if (panel) panel.replaceChildren();
-    if (input) input.value = "";
+    if (input && input.value) {
+      // htmx sends only when the text changed: let it see the box emptied, so typing the
+      // same words again searches again (its empty search answers nothing).
+      input.value = "";
+      input.dispatchEvent(new Event("input", { bubbles: true }));
+    }
     const messageInput = document.getElementById("message-input");
     if (messageInput) messageInput.focus();
     return true;
