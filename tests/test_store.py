@@ -27,7 +27,11 @@ from chat.store.postgres import PostgresStore
 from chat.store.sqlite import SQLiteStore
 
 MIGRATIONS = resources.files("chat.store") / "migrations"
-LATEST_SCHEMA = sum(entry.name.endswith(".sql") for entry in (MIGRATIONS / "sqlite").iterdir())
+LATEST_SCHEMA = max(
+    int(entry.name.split("_", 1)[0])
+    for entry in (MIGRATIONS / "sqlite").iterdir()
+    if entry.name.endswith(".sql")
+)
 
 POSTGRES_URL = os.environ.get(
     "CHAT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

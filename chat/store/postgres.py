@@ -250,7 +250,7 @@ class PostgresStore:
         self, room: str, words: list[str], before_id: int | None, limit: int
     ) -> Found:
         # plainto_tsquery reads no operators: every word is a lexeme, all must match.
-        # The words go through the same regexp as the indexed text (migration 0004).
+        # The words go through the same regexp as the indexed text (migration 0007).
         text = " ".join(word.replace("\x00", "") for word in words).strip()
         if not text:
             return Found([], has_more=False)
