@@ -162,8 +162,9 @@ class Client:
     async def __aexit__(self, *exc: object) -> None:
         await self.http.close()
 
-    async def _get(self, member: Member, url: str) -> tuple[int, str, str]:
-        async with self.http.get(url, headers=member.cookie_header(),
+    async def _get(self, member: Member, url: str,
+                   extra: dict | None = None) -> tuple[int, str, str]:
+        async with self.http.get(url, headers={**member.cookie_header(), **(extra or {})},
                                  allow_redirects=False) as response:
             member.keep_cookies(response)
             return response.status, await response.text(), response.headers.get("Location", "")
@@ -572,7 +573,9 @@ async def history(client: Client, job: dict) -> dict:
             pages += bool(ids)
             # follow the chain back like a reader scrolling up; start over at the top
             before = min(ids) if ids and "Load earlier messages" in fragment else first_id
+        search = await _search_times(client, member, code, count, job["requests"])
         out[str(count)] = {
+            **search,
             "room": code, "messages": count, "page_has_earlier": has_earlier,
             "page_p50_ms": _ms(_percentile(page_times, 0.5)),
             "page_p90_ms": _ms(_percentile(page_times, 0.9)),
@@ -581,8 +584,29 @@ async def history(client: Client, job: dict) -> dict:
             "earlier_nonempty_pages": pages, "requests": job["requests"],
         }
         status(f"{job['label']}: history {count:,}: page p50 {out[str(count)]['page_p50_ms']} ms, "
-               f"earlier p50 {out[str(count)]['earlier_p50_ms']} ms", keep=True)
+               f"earlier p50 {out[str(count)]['earlier_p50_ms']} ms, "
+               f"search p50 {out[str(count)]['search_p50_ms']} ms", keep=True)
     return out
+
+
+async def _search_times(client: Client, member: Member, code: str, count: int,
+                        requests: int) -> dict:
+    """Search as you type (the htmx request) for a word in every message, a word in one
+    message (its number) and a word in none; p50 of them all and of each."""
+    queries = {"common": "fox", "rare": str(count // 3), "absent": "zebra"}
+    times: dict[str, list[float]] = {kind: [] for kind in queries}
+    for _ in range(requests):
+        for kind, word in queries.items():
+            t0 = now()
+            status_, body, _ = await client._get(
+                member, f"{client.base}/rooms/{code}/search?q={word}", {"HX-Request": "true"})
+            times[kind].append(now() - t0)
+            assert status_ == 200, status_
+            hits = len(MESSAGE_ID.findall(body))
+            assert hits == {"common": min(count, 50), "rare": 1, "absent": 0}[kind] or count < 3
+    every = [t for kind_times in times.values() for t in kind_times]
+    return {"search_p50_ms": _ms(_percentile(every, 0.5)),
+            **{f"search_{kind}_p50_ms": _ms(_percentile(t, 0.5)) for kind, t in times.items()}}
 
 
 SCENARIOS = {"throughput": throughput, "fanout": fanout, "memory": memory, "history": history}

@@ -55,6 +55,7 @@ def summary(results: dict) -> dict:
             if isinstance(figures, dict):
                 row[f"history_page_p50_ms_{count}"] = figures.get("page_p50_ms")
                 row[f"history_earlier_p50_ms_{count}"] = figures.get("earlier_p50_ms")
+                row[f"history_search_p50_ms_{count}"] = figures.get("search_p50_ms")
         out[kind] = row
     return out
 
@@ -99,6 +100,7 @@ def table(results: dict) -> str:
         row(f"history {count:,} msgs: room page p50 ms", f"history_page_p50_ms_{count}", 2)
         row(f"history {count:,} msgs: load earlier p50 ms",
             f"history_earlier_p50_ms_{count}", 2)
+        row(f"history {count:,} msgs: search p50 ms", f"history_search_p50_ms_{count}", 2)
     for scenario in ("throughput", "fanout"):
         values = []
         for k in kinds:

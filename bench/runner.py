@@ -32,7 +32,7 @@ FULL = {
     "fanout_share": 0.95, "fanout_join_timeout": 60.0,
     "memory_connections": 2000, "memory_room_size": 100, "memory_settle_s": 2.0,
     "memory_messages": 3,
-    "history_counts": [10, 10_000, 1_000_000], "history_requests": 20,
+    "history_counts": [10, 1_000, 10_000, 1_000_000], "history_requests": 20,
     "scenario_time_limit": 240.0, "quiet_s": 0.5,
 }
 QUICK = {

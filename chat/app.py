@@ -10,10 +10,11 @@ import signal
 from datetime import datetime
 
 from quart import Quart
-from quart_schema import QuartSchema
 
 from chat import (
+    api,
     assets,
+    bots,
     compression,
     direct_socket,
     edits,
@@ -23,6 +24,7 @@ from chat import (
     rooms,
     security,
     web,
+    web_search,
 )
 from chat.broker import open_broker
 from chat.hub import Hub
@@ -81,7 +83,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     if settings.proxy_hops:
         app.asgi_app = TrustedProxies(app.asgi_app, settings.proxy_hops)
     direct_socket.install(app)  # direct sends, stoppable reads (checks Quart at start)
-    QuartSchema(app, swagger_ui_path=None, redoc_ui_path=None, scalar_ui_path=None)
+    api.init_app(app)  # quart-schema: validation, /openapi.json and /docs
     app.jinja_env.filters["iso_utc"] = _iso_utc
     app.jinja_env.filters["readable_utc"] = _readable_utc
     app.jinja_env.globals["message_max"] = settings.message_max
@@ -93,6 +95,10 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.register_blueprint(assets.vendor_blueprint())
     app.register_blueprint(web.blueprint)
     app.register_blueprint(edits.blueprint)
+    app.register_blueprint(web_search.blueprint)
+    app.register_blueprint(bots.blueprint)
+    app.register_blueprint(api.blueprint)
+    app.register_blueprint(assets.swagger_blueprint())
     app.register_blueprint(live.blueprint)
     app.register_blueprint(metrics.blueprint)
 

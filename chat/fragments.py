@@ -71,11 +71,19 @@ class Fragments:
     def message(self, message: Message, mentionable: Mentionable | None = None) -> str:
         return self._message.render(message=message, mentionable=mentionable or {})
 
-    def page(self, code: str, page: Page, mentionable: Mentionable | None = None) -> str:
-        """A page of history led by its "Load earlier messages" control. Rendered here,
-        synchronously, for the room page too: Jinja's async mode makes each included
-        message several times dearer."""
-        return self._page.render(code=code, page=page, mentionable=mentionable or {})
+    def page(
+        self,
+        code: str,
+        page: Page,
+        mentionable: Mentionable | None = None,
+        around: int | None = None,
+    ) -> str:
+        """A page of history led by its "Load earlier messages" control (`around`: the
+        message to highlight). Rendered here, synchronously, for the room page too:
+        Jinja's async mode makes each included message several times dearer."""
+        return self._page.render(
+            code=code, page=page, mentionable=mentionable or {}, around=around
+        )
 
     def notice(self, text: str) -> str:
         return self._notice.render(text=text)

@@ -19,7 +19,7 @@ from chat.fragments import Fragments, Mentionable
 from chat.presence import Held, Presence, open_presence
 from chat.ratelimits import RateLimits
 from chat.settings import Settings
-from chat.store import Message, MessageMissing, NotYours, Page, Posted, Store, utc_now
+from chat.store import Found, Message, MessageMissing, NotYours, Page, Posted, Store, utc_now
 
 log = logging.getLogger("chat")
 
@@ -55,6 +55,10 @@ class LiveConnection(Protocol):
 
 class TooManyLookups(Exception):
     """This address looked up too many codes that do not exist."""
+
+
+class TooFast(rooms.RuleBroken):
+    """The sender is over the message rate limit (a rule broken, said as `SLOW_DOWN`)."""
 
 
 class Hub:
@@ -173,7 +177,7 @@ class Hub:
         user already posted in the room publishes nothing: everyone has that message."""
         text = rooms.clean_message(raw_text, self.settings.message_max)
         if not await self.rate_limits.messages.hit(user_id):
-            raise rooms.RuleBroken(SLOW_DOWN)
+            raise TooFast(SLOW_DOWN)
         posted = await self.store.add_message(code, user_id, author, text, nonce)
         if posted.new:
             message = posted.message
@@ -263,13 +267,32 @@ class Hub:
             return None
         return found
 
-    async def history(self, code: str, before_id: int | None = None) -> tuple[Page, str, int]:
-        """A page of history, its HTML, and the room's revision it shows (read first: a
+    async def history(
+        self, code: str, before_id: int | None = None, around_id: int | None = None
+    ) -> tuple[Page, str, int]:
+        """A page of history (the latest, before a message, or around one: a search
+        result in context), its HTML, and the room's revision it shows (read first: a
         change racing the read is sent again on connect, never missed)."""
         revision = await self.store.room_revision(code)
-        page = await self.latest_page(code, before_id)
-        html = self.fragments.page(code, page, await self._mentionable(code, page.messages))
-        return page, html, revision
+        if around_id is not None:
+            page = await self.page_around(code, around_id)
+        else:
+            page = await self.latest_page(code, before_id)
+        mentionable = await self._mentionable(code, page.messages)
+        return page, self.fragments.page(code, page, mentionable, around_id), revision
+    async def search(self, code: str, words: list[str], before_id: int | None) -> Found:
+        """The room's messages with every one of `words`, newest first, a page at a time."""
+        if not words:
+            return Found([], has_more=False)
+        return await self.store.search(code, words, before_id, self.settings.page_size)
+
+    async def page_around(self, code: str, message_id: int) -> Page:
+        """A page with `message_id` in the middle: the half before it, it, and the rest
+        after it (oldest first), so "Load earlier" continues from its first message."""
+        size = self.settings.page_size
+        earlier = await self.store.page_before(code, message_id + 1, size // 2 + 1)
+        later = await self.store.messages_after(code, message_id, size - len(earlier.messages))
+        return Page(earlier.messages + later, earlier.has_earlier)
 
     @property
     def shared(self) -> bool:

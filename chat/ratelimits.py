@@ -9,6 +9,8 @@ whose setting is `off` always allows.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from dataclasses import dataclass
 
 from limits import RateLimitItemPerSecond
@@ -66,6 +68,18 @@ class Limit:
         if self._item is None:
             return False
         return not await self._ask("test", key)
+
+    async def retry_after(self, key: str) -> int:
+        """Whole seconds until `key` may have another event (at least 1)."""
+        if self._item is None:
+            return 1
+        counters = self._counters
+        limiter = counters.shared or counters.local
+        try:
+            stats = await limiter.get_window_stats(self._item, key)
+        except StorageError:
+            stats = await counters.local.get_window_stats(self._item, key)
+        return max(1, math.ceil(stats.reset_time - time.time()))
 
     async def _ask(self, question: str, key: str) -> bool:
         counters = self._counters

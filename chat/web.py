@@ -126,9 +126,9 @@ async def unreadable_form(_: RequestSchemaValidationError):
     return await _home(400, error="The form could not be read. Please try again.")
 
 
-def _before_id() -> int | None:
-    raw = request.args.get("before", "")
-    return int(raw) if raw.isdecimal() and len(raw) < 19 else None
+def _before_id(name: str = "before") -> int | None:
+    raw = request.args.get(name, "")
+    return int(raw) if raw.isascii() and raw.isdecimal() and len(raw) < 19 else None
 
 
 async def admit_to_room(code: str) -> tuple[str, ResponseReturnValue | None]:
@@ -179,8 +179,8 @@ async def _room_page(
     nonce: str | None = None,
 ):
     hub = current_hub()
-    before_id = _before_id()
-    page, history, revision = await hub.history(code, before_id)
+    before_id, around_id = _before_id(), _before_id("around")
+    page, history, revision = await hub.history(code, before_id, around_id)
     invite = url_for("web.home", code=code, _external=True)
     # The viewer is in the room even before (or without) a live connection: a page
     # without JavaScript never connects, and must not say "Here now (0)".
@@ -191,7 +191,7 @@ async def _room_page(
         page=page,
         history=Markup(history),
         revision=revision,
-        live=before_id is None,
+        live=before_id is None and around_id is None,
         invite=invite,
         members=member_list(members),
         me=member_key(session["user_id"]),

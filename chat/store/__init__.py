@@ -56,6 +56,15 @@ class Message:
     deleted: bool = False
     reactions: tuple[Reaction, ...] = ()
 
+    @property
+    def is_bot(self) -> bool:
+        """Posted by a bot through the JSON API (people's ids never contain a colon)."""
+        return self.author_id.startswith(BOT_AUTHOR_PREFIX)
+
+
+# A bot's messages carry the author id "bot:<bot id>".
+BOT_AUTHOR_PREFIX = "bot:"
+
 
 # A room's member as kept across a restart: (room, user id, display name).
 Member = tuple[str, str, str]
@@ -107,6 +116,30 @@ def group_names(rows: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     for name, user_id in rows:
         names.setdefault(name, []).append(user_id)
     return names
+@dataclass(frozen=True, slots=True)
+class Found:
+    """Messages that match a search, newest first, and whether older ones match too."""
+
+    messages: list[Message]
+    has_more: bool
+
+    @property
+    def last_id(self) -> int | None:
+        return self.messages[-1].id if self.messages else None
+
+
+@dataclass(frozen=True, slots=True)
+class Bot:
+    """A bot of one room; its token is known only to whoever created it."""
+
+    id: int
+    room: str
+    name: str
+    created_at: datetime
+
+    @property
+    def author_id(self) -> str:
+        return f"{BOT_AUTHOR_PREFIX}{self.id}"
 
 
 def utc_now() -> datetime:
@@ -143,6 +176,25 @@ class Store(Protocol):
 
     async def messages_after(self, room: str, after_id: int, limit: int) -> list[Message]:
         """Up to `limit` messages newer than `after_id`, oldest first."""
+
+    async def search(
+        self, room: str, words: list[str], before_id: int | None, limit: int
+    ) -> Found:
+        """Up to `limit` of the room's messages older than `before_id` (all when None)
+        that contain every one of `words` (whole words, any case), newest first. Words
+        are matched as they are spelled, never read as query syntax; no words, no match."""
+
+    async def add_bot(self, room: str, name: str, token_hash: str, created_by: str) -> Bot:
+        """Create a bot for the room, known by the hash of its token; raises `RoomGone`."""
+
+    async def bots(self, room: str) -> list[Bot]:
+        """The room's bots, oldest first."""
+
+    async def bot_by_token(self, token_hash: str) -> Bot | None:
+        """The bot whose token has this hash, None when there is none (or it was revoked)."""
+
+    async def delete_bot(self, room: str, bot_id: int) -> bool:
+        """Revoke the room's bot; False when the room has no such bot."""
 
     async def set_room_empty(self, room: str, since: datetime | None) -> None:
         """Record when the room last became empty; None while someone is in it."""

@@ -15,12 +15,15 @@ from importlib import resources
 import asyncpg
 
 from chat.store import (
+    Bot,
+    Found,
     Member,
     Message,
     MessageMissing,
     NotYours,
     Page,
     Posted,
+    RoomGone,
     attach_reactions,
     group_names,
     utc_now,
@@ -68,6 +71,14 @@ async def _with_reactions(
         [message.id for message in messages],
     )
     return attach_reactions(messages, (tuple(row) for row in rows))
+
+
+_BOT_COLUMNS = "id, room_code, name, created_at"
+
+
+def _bot(row: asyncpg.Record) -> Bot:
+    id_, room, name, created_at = row
+    return Bot(id_, room, name, created_at)
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -266,6 +277,54 @@ class PostgresStore:
             room, after_id, limit,
         )
         return await _with_reactions(self._pool, [_message(row) for row in rows])
+
+    async def search(
+        self, room: str, words: list[str], before_id: int | None, limit: int
+    ) -> Found:
+        # plainto_tsquery reads no operators: every word is a lexeme, all must match.
+        # The words go through the same regexp as the indexed text (migration 0007).
+        text = " ".join(word.replace("\x00", "") for word in words).strip()
+        if not text:
+            return Found([], has_more=False)
+        rows = await self._pool.fetch(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_code = $1 AND id < $2"
+            " AND search @@ plainto_tsquery('simple',"
+            "  regexp_replace($3::text, '[^[:alnum:]]+', ' ', 'g'))"
+            " ORDER BY id DESC LIMIT $4",
+            room, before_id if before_id is not None else 2**63 - 1, text, limit + 1,
+        )
+        return Found([_message(row) for row in rows[:limit]], has_more=len(rows) > limit)
+
+    # Bots ----------------------------------------------------------------------
+
+    async def add_bot(self, room: str, name: str, token_hash: str, created_by: str) -> Bot:
+        try:
+            row = await self._pool.fetchrow(
+                "INSERT INTO bots (room_code, name, token_hash, created_by, created_at)"
+                f" VALUES ($1, $2, $3, $4, $5) RETURNING {_BOT_COLUMNS}",
+                room, name, token_hash, created_by, _ms(utc_now()),
+            )
+        except asyncpg.ForeignKeyViolationError:
+            raise RoomGone(room) from None
+        return _bot(row)
+
+    async def bots(self, room: str) -> list[Bot]:
+        rows = await self._pool.fetch(
+            f"SELECT {_BOT_COLUMNS} FROM bots WHERE room_code = $1 ORDER BY id", room
+        )
+        return [_bot(row) for row in rows]
+
+    async def bot_by_token(self, token_hash: str) -> Bot | None:
+        row = await self._pool.fetchrow(
+            f"SELECT {_BOT_COLUMNS} FROM bots WHERE token_hash = $1", token_hash
+        )
+        return None if row is None else _bot(row)
+
+    async def delete_bot(self, room: str, bot_id: int) -> bool:
+        deleted = await self._pool.fetchval(
+            "DELETE FROM bots WHERE room_code = $1 AND id = $2 RETURNING true", room, bot_id
+        )
+        return bool(deleted)
 
     # Empty rooms ---------------------------------------------------------------
 

@@ -18,12 +18,15 @@ from pathlib import Path
 from typing import TypeVar
 
 from chat.store import (
+    Bot,
+    Found,
     Member,
     Message,
     MessageMissing,
     NotYours,
     Page,
     Posted,
+    RoomGone,
     attach_reactions,
     group_names,
     utc_now,
@@ -64,6 +67,24 @@ def _with_reactions(connection: sqlite3.Connection, messages: list[Message]) -> 
         [message.id for message in messages],
     ).fetchall()
     return attach_reactions(messages, rows)
+
+
+def _bot(row: tuple) -> Bot:
+    id_, room, name, created_at = row
+    return Bot(id_, room, name, _from_ms(created_at))
+
+
+def _fts_phrase(column: str, text: str) -> str:
+    # A double-quoted FTS5 string (quotes doubled) is always a phrase of the words in
+    # it: `*`, `OR`, `NEAR(`, `-` and parentheses inside it mean nothing.
+    return f'{column} : "{text.replace(chr(34), chr(34) * 2)}"'
+
+
+def _match_expression(room: str, words: list[str]) -> str:
+    return " AND ".join([_fts_phrase("room_code", room), *(_fts_phrase("body", w) for w in words)])
+
+
+_BOT_COLUMNS = "id, room_code, name, created_at"
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -244,6 +265,78 @@ class SQLiteStore:
             return _with_reactions(self._read, [_message(row) for row in rows])
 
         return await self._on_reader(query)
+
+    async def search(
+        self, room: str, words: list[str], before_id: int | None, limit: int
+    ) -> Found:
+        # A NUL would end FTS5's reading of the expression (and messages hold none).
+        words = [clean for word in words if (clean := word.replace("\x00", ""))]
+        if not words:
+            return Found([], has_more=False)
+        columns = ", ".join(f"m.{column}" for column in _MESSAGE_COLUMNS.split(", "))
+
+        def query() -> Found:
+            # The room is part of the match, so the index intersects it with the words;
+            # rowid order lets FTS5 stop after the newest `limit` + 1.
+            rows = self._read.execute(
+                f"SELECT {columns} FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
+                " WHERE messages_fts MATCH ? AND messages_fts.rowid < ? AND m.room_code = ?"
+                " ORDER BY messages_fts.rowid DESC LIMIT ?",
+                (
+                    _match_expression(room, words),
+                    before_id if before_id is not None else 2**63 - 1,
+                    room,
+                    limit + 1,
+                ),
+            ).fetchall()
+            return Found([_message(row) for row in rows[:limit]], has_more=len(rows) > limit)
+
+        return await self._on_reader(query)
+
+    # Bots ------------------------------------------------------------------------
+
+    async def add_bot(self, room: str, name: str, token_hash: str, created_by: str) -> Bot:
+        def insert() -> Bot:
+            try:
+                row = self._write.execute(
+                    "INSERT INTO bots (room_code, name, token_hash, created_by, created_at)"
+                    f" VALUES (?, ?, ?, ?, ?) RETURNING {_BOT_COLUMNS}",
+                    (room, name, token_hash, created_by, _to_ms(utc_now())),
+                ).fetchone()
+            except sqlite3.IntegrityError:  # no such room (token hashes do not collide)
+                raise RoomGone(room) from None
+            return _bot(row)
+
+        return await self._on_writer(insert)
+
+    async def bots(self, room: str) -> list[Bot]:
+        def query() -> list[Bot]:
+            rows = self._read.execute(
+                f"SELECT {_BOT_COLUMNS} FROM bots WHERE room_code = ? ORDER BY id", (room,)
+            ).fetchall()
+            return [_bot(row) for row in rows]
+
+        return await self._on_reader(query)
+
+    async def bot_by_token(self, token_hash: str) -> Bot | None:
+        def query() -> Bot | None:
+            row = self._read.execute(
+                f"SELECT {_BOT_COLUMNS} FROM bots WHERE token_hash = ?", (token_hash,)
+            ).fetchone()
+            return None if row is None else _bot(row)
+
+        return await self._on_reader(query)
+
+    async def delete_bot(self, room: str, bot_id: int) -> bool:
+        def delete() -> bool:
+            cursor = self._write.execute(
+                "DELETE FROM bots WHERE room_code = ? AND id = ?", (room, bot_id)
+            )
+            return cursor.rowcount > 0
+
+        return await self._on_writer(delete)
+
+    # Empty rooms -----------------------------------------------------------------
 
     async def set_room_empty(self, room: str, since: datetime | None) -> None:
         value = None if since is None else _to_ms(since)
