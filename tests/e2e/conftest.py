@@ -328,3 +328,28 @@ async def people(browser) -> AsyncIterator[OpenPerson]:
     problems = {user.name: user.unexpected_errors() for user in opened}
     problems = {name: lines for name, lines in problems.items() if lines}
     assert not problems, f"console errors: {problems}"
+
+
+@pytest.fixture
+def two_servers(redis_server, database_url, make_live_server: MakeServer):
+    """Two app processes on one Redis broker and one database."""
+    env = {
+        "CHAT_BROKER_URL": redis_server.url,
+        "CHAT_DATABASE_URL": database_url,
+        "CHAT_SECRET_KEY": "scale-out-test-" + uuid.uuid4().hex,
+        "CHAT_MESSAGE_RATE": "off",
+        "CHAT_JOIN_FAIL_RATE": "off",
+        "CHAT_CREATE_RATE": "off",
+    }
+    return make_live_server(env=env, name="a"), make_live_server(env=env, name="b")
+
+
+@pytest.fixture
+async def users() -> AsyncIterator[dict[str, object]]:
+    """Alice, Bob and Carol as scripted browsers (`tests.e2e.scripted.User`)."""
+    from tests.e2e.scripted import User
+
+    made = {name: User(name) for name in ("Alice", "Bob", "Carol")}
+    yield made
+    for user in made.values():
+        await user.close()

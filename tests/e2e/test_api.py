@@ -20,9 +20,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from openapi_spec_validator import validate
 
-from tests.e2e import test_scale_out as scale_out
 from tests.e2e.conftest import LiveServer, MakeServer
-from tests.e2e.test_scale_out import CSRF, User, eventually
+from tests.e2e.scripted import CSRF, User, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -31,11 +30,6 @@ BOT_TOKEN = re.compile(r'id="bot-token" type="text" readonly value="([^"]+)"')
 BOT_ID = re.compile(r'<li id="bot-(\d+)">')
 BASE_ENV = {"CHAT_JOIN_FAIL_RATE": "off", "CHAT_CREATE_RATE": "off"}
 
-# Two processes on one Redis and one database (the scale-out tests' fixtures).
-redis_server = scale_out.redis_server
-database_url = scale_out.database_url
-two_servers = scale_out.two_servers
-users = scale_out.users
 
 
 async def create_bot(user: User, server: LiveServer, code: str, name: str) -> tuple[str, int]:

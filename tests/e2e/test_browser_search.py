@@ -7,10 +7,10 @@ import re
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import expect
 
+from tests.e2e.browsing import User, create_room, join_room, wait_live
 from tests.e2e.conftest import LiveServer
-from tests.e2e.test_browser import User, create_room, join_room, open_user, wait_live
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -36,10 +36,10 @@ async def bot_says(server: LiveServer, code: str, token: str, text: str) -> None
 
 
 async def test_search_as_you_type_open_in_context_and_continue_live(
-    browser: Browser, live_server: LiveServer
+    people, live_server: LiveServer
 ) -> None:
-    ann = await open_user(browser, live_server, "Ann")
-    bob = await open_user(browser, live_server, "Bob")
+    ann = await people(live_server, "Ann")
+    bob = await people(live_server, "Bob")
     code = await create_room(ann)
     await join_room(bob, code)
     token = await make_bot(ann, code, "CI")
@@ -100,8 +100,8 @@ async def test_search_as_you_type_open_in_context_and_continue_live(
         await user.context.close()
 
 
-async def test_search_without_javascript(browser: Browser, live_server: LiveServer) -> None:
-    ann = await open_user(browser, live_server, "Ann")
+async def test_search_without_javascript(people, live_server: LiveServer) -> None:
+    ann = await people(live_server, "Ann")
     code = await create_room(ann)
     await bot_says(live_server, code, await make_bot(ann, code, "CI"), "plain forms still search")
     await expect(ann.page.locator("#messages .message")).to_have_count(1)
@@ -121,9 +121,9 @@ async def test_search_without_javascript(browser: Browser, live_server: LiveServ
 
 
 async def test_api_docs_page_renders_from_our_origin_without_console_errors(
-    browser: Browser, live_server: LiveServer
+    people, live_server: LiveServer
 ) -> None:
-    reader = await open_user(browser, live_server, "Reader")
+    reader = await people(live_server, "Reader")
     requested: list[str] = []
     reader.page.on("request", lambda request: requested.append(request.url))
     await reader.page.goto("/docs")

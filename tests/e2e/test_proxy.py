@@ -21,7 +21,7 @@ import pytest
 
 from tests.e2e.conftest import LiveServer, MakeServer
 from tests.e2e.nginx import Nginx, NginxMissing, nginx_binary
-from tests.e2e.test_scale_out import CSRF, TIMEOUT, User, eventually
+from tests.e2e.scripted import CSRF, TIMEOUT, User, eventually
 
 pytestmark = pytest.mark.e2e
 
