@@ -73,7 +73,7 @@ def on_the_wire(value: str) -> str:
 
 
 # Our own scripts, loaded at the end of every page's body from our own origin.
-OUR_SCRIPTS = re.compile(r'<script src="/(?:static|vendor)/[\w./-]+"></script>')
+OUR_SCRIPTS = re.compile(r'<script src="/(?:static|vendor)/[\w./-]+"(?: defer)?></script>')
 
 
 def raw_markup_in(text: str) -> list[str]:

@@ -70,7 +70,8 @@ async def test_tampered_session_cookie_is_no_session(module_server: LiveServer) 
         code = await ann.create_room()
         observer = await ann.client(code).open()
         try:
-            await wait_until(lambda: observer.members == ["Ann"], 5, "Ann alone")
+            await wait_until(lambda: observer.members == ["Ann"]
+                             and "Ann has entered the room" in observer.notices, 5, "Ann alone")
             notices_before = list(observer.notices)
             for label, cookie in forged_cookies(ann.session_cookie()).items():
                 async with Member(server, "Forger") as forger:
@@ -110,7 +111,8 @@ async def test_socket_from_foreign_origin_or_without_session_never_joins(
         await nobody.csrf_token()  # a session with a token but no name
         observer = await ann.client(code).open()
         try:
-            await wait_until(lambda: observer.members == ["Ann"], 5, "Ann alone")
+            await wait_until(lambda: observer.members == ["Ann"]
+                             and "Ann has entered the room" in observer.notices, 5, "Ann alone")
             notices_before = list(observer.notices)
             attempts = [
                 ("foreign origin", eve.cookie_header(), "http://evil.example"),
