@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 import pytest
 from quart import Quart
 
-from chat import rooms
+from chat import texts
 from tests.conftest import ORIGIN, join_room, post_form
 
 ARTICLE_ID = re.compile(r'<article class="message[^"]*" id="message-(\d+)"[^>]*>')
@@ -119,10 +119,10 @@ NAME_33 = "n" * 33
         ({"name": "Ann", "code": "  ", "join": "1"}, 400, "Please enter a room code."),
         ({"name": "Ann", "code": "zzzz", "join": "1"}, 404, "Room does not exist."),
         ({"name": "Ann", "code": "TOOLONG", "join": "1"}, 404, "Room does not exist."),
-        ({"name": NAME_33, "code": "ABCD", "join": "1"}, 400, rooms.NAME_TOO_LONG),
-        ({"name": NAME_33, "code": "", "create": "1"}, 400, rooms.NAME_TOO_LONG),
-        ({"name": "Ann\u202e", "code": "ABCD", "join": "1"}, 400, rooms.NAME_UNPRINTABLE),
-        ({"name": "Ann\x07", "code": "ABCD", "join": "1"}, 400, rooms.NAME_UNPRINTABLE),
+        ({"name": NAME_33, "code": "ABCD", "join": "1"}, 400, texts.NAME_TOO_LONG),
+        ({"name": NAME_33, "code": "", "create": "1"}, 400, texts.NAME_TOO_LONG),
+        ({"name": "Ann\u202e", "code": "ABCD", "join": "1"}, 400, texts.NAME_UNPRINTABLE),
+        ({"name": "Ann\x07", "code": "ABCD", "join": "1"}, 400, texts.NAME_UNPRINTABLE),
     ],
 )
 async def test_home_form_errors_are_4xx_and_keep_what_was_typed(client, form, status, error):
@@ -390,7 +390,7 @@ async def test_a_refused_message_keeps_its_nonce(client):
         ("", "Please type a message."),
         ("   ", "Please type a message."),
         ("z" * 2001, "Messages can be at most 2,000 characters."),
-        ("ring\x07", rooms.MESSAGE_UNPRINTABLE),
+        ("ring\x07", texts.MESSAGE_UNPRINTABLE),
     ],
 )
 async def test_refused_message_gives_400_with_the_error_and_keeps_the_text(client, typed, error):

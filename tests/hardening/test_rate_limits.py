@@ -10,8 +10,7 @@ import re
 
 import pytest
 
-from chat.hub import SLOW_DOWN
-from chat.web import TOO_MANY_JOINS, TOO_MANY_ROOMS
+from chat.texts import SLOW_DOWN, TOO_MANY_JOINS, TOO_MANY_ROOMS
 from tests.hardening.conftest import (
     NO_LIMITS,
     LiveClient,
