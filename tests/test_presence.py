@@ -14,8 +14,10 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import redis.asyncio
 
-from chat.presence import LocalPresence, Presence
-from chat.redis_presence import ROOMS_KEY, RedisPresence
+from chat.presence import Presence
+from chat.presence.local import LocalPresence
+from chat.presence.redis import RedisPresence
+from chat.presence.redis_upkeep import ROOMS_KEY
 from tests.test_broker import REDIS_URL, eventually, require_redis
 
 GRACE = 0.2

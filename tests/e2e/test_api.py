@@ -32,8 +32,6 @@ BOT_ID = re.compile(r'<li id="bot-(\d+)">')
 BASE_ENV = {"CHAT_JOIN_FAIL_RATE": "off", "CHAT_CREATE_RATE": "off"}
 
 # Two processes on one Redis and one database (the scale-out tests' fixtures).
-redis_server = scale_out.redis_server
-database_url = scale_out.database_url
 two_servers = scale_out.two_servers
 users = scale_out.users
 
