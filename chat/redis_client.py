@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from importlib import resources
 
+from limits.aio.storage import RedisStorage
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -32,6 +33,12 @@ def connect(url: str, **options: object) -> Redis:
         retry=Retry(NoBackoff(), 0),
         **options,
     )
+
+
+def rate_limit_storage(url: str) -> RedisStorage:
+    """Where the `limits` library keeps shared counts; its errors arrive wrapped as
+    `limits.errors.StorageError`."""
+    return RedisStorage(f"async+{url}", implementation="redispy", wrap_exceptions=True)
 
 
 def safe_url(url: str) -> str:

@@ -127,11 +127,6 @@ class RedisPresence(Upkeep):
         reconnect elsewhere (or to it, restarted) without being announced."""
         return max(self._grace, 1.0)
 
-    def _kill(self) -> None:
-        """Stop beating without any cleanup, as a crashed process would (for tests)."""
-        for task in self._tasks:
-            task.cancel()
-
     # Presence protocol -------------------------------------------------------
 
     async def arrive(self, room: str, user_id: str, name: str) -> Arrival:
@@ -200,32 +195,3 @@ class RedisPresence(Upkeep):
                 self._stale_rooms.add(room)
         if left:
             await self._on_left(room, user_id, name)
-
-    async def members(self, room: str) -> dict[str, str]:
-        live = await self._live(room)
-        if live is None:
-            return await self._local.members(room)
-        return live
-
-    async def count(self, room: str) -> int:
-        live = await self._live(room)
-        if live is None:
-            return await self._local.count(room)
-        return len(live)
-
-    async def has(self, room: str, user_id: str) -> bool:
-        live = await self._live(room)
-        if live is None:
-            return await self._local.has(room, user_id)
-        return user_id in live
-
-    # Internals ---------------------------------------------------------------
-
-
-    def _lock(self, room: str, user_id: str) -> asyncio.Lock:
-        """Serialises a user's arrive and leave scripts of one room in this process."""
-        lock = self._locks.get((room, user_id))
-        if lock is None:
-            lock = self._locks[(room, user_id)] = asyncio.Lock()
-        return lock
-

@@ -7,12 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING
 
 from chat.redis_client import REDIS_ERRORS
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger("chat")
 
@@ -29,6 +25,36 @@ def room_keys(room: str) -> list[str]:
 
 class Upkeep:
     """Mixed into `RedisPresence`, whose state it shares."""
+
+    def _kill(self) -> None:
+        """Stop beating without any cleanup, as a crashed process would (for tests)."""
+        for task in self._tasks:
+            task.cancel()
+
+    async def members(self, room: str) -> dict[str, str]:
+        live = await self._live(room)
+        if live is None:
+            return await self._local.members(room)
+        return live
+
+    async def count(self, room: str) -> int:
+        live = await self._live(room)
+        if live is None:
+            return await self._local.count(room)
+        return len(live)
+
+    async def has(self, room: str, user_id: str) -> bool:
+        live = await self._live(room)
+        if live is None:
+            return await self._local.has(room, user_id)
+        return user_id in live
+
+    def _lock(self, room: str, user_id: str) -> asyncio.Lock:
+        """Serialises a user's arrive and leave scripts of one room in this process."""
+        lock = self._locks.get((room, user_id))
+        if lock is None:
+            lock = self._locks[(room, user_id)] = asyncio.Lock()
+        return lock
 
     async def _live(self, room: str) -> dict[str, str] | None:
         """User id -> name of the room's live users, or None when Redis is unreachable."""
