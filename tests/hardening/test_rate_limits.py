@@ -11,7 +11,7 @@ import re
 import pytest
 
 from chat.texts import SLOW_DOWN, TOO_MANY_JOINS, TOO_MANY_ROOMS
-from tests.hardening.conftest import (
+from tests.kit import (
     NO_LIMITS,
     LiveClient,
     LogWatch,
