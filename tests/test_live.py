@@ -13,7 +13,7 @@ import pytest
 from quart.testing.connections import WebsocketDisconnectError
 
 from tests.conftest import join_room, post_form
-from tests.live_kit import (
+from tests.kit.live import (
     ADD_MEMBER,
     MEMBER,
     MEMBER_LIST,

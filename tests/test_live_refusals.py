@@ -11,7 +11,7 @@ import pytest
 from quart.testing.connections import WebsocketDisconnectError
 
 from tests.conftest import ORIGIN
-from tests.live_kit import (
+from tests.kit.live import (
     arrive,
     articles,
     close_code,
