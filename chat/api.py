@@ -25,8 +25,8 @@ from quart_schema import (
 from quart_schema.openapi import OpenAPIProvider
 from werkzeug.exceptions import BadRequest, HTTPException
 
-from chat import bots, rooms
-from chat.hub import Hub, TooFast
+from chat import bots, current, rooms, texts
+from chat.hub import TooFast
 from chat.store import Bot, Message, RoomGone
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -94,14 +94,14 @@ async def authenticate():
     challenge = {"WWW-Authenticate": "Bearer"}
     token = _bearer_token()
     if token is None:
-        return _problem(401, "unauthorized", "Send the bot's token: Authorization: Bearer <token>.",
+        return _problem(401, "unauthorized", texts.API_NO_TOKEN,
                         challenge)
-    bot = await _hub().store.bot_by_token(bots.token_hash(token))
+    bot = await current.hub().bot_by_token(bots.token_hash(token))
     if bot is None:
-        return _problem(401, "unauthorized", "This token is unknown or was revoked.", challenge)
+        return _problem(401, "unauthorized", texts.API_UNKNOWN_TOKEN, challenge)
     code = (request.view_args or {}).get("code", "")
     if rooms.normalize_code(code) != bot.room:
-        return _problem(403, "forbidden", "This token belongs to a bot of another room.")
+        return _problem(403, "forbidden", texts.API_OTHER_ROOM)
     g.bot = bot
     return None
 
@@ -117,10 +117,6 @@ async def _body(model: type[BaseModel]) -> BaseModel:
         return model.model_validate(data)
     except ValidationError as error:
         raise RequestSchemaValidationError(error) from None
-
-
-def _hub() -> Hub:
-    return current_app.extensions["chat.hub"]
 
 
 def _out(message: Message) -> MessageOut:
@@ -149,17 +145,17 @@ async def post_message(code: str):
     Members see it at once, with the bot's name and a "bot" badge. Bots are rate
     limited like members (CHAT_MESSAGE_RATE): over the limit, 429 with Retry-After."""
     bot: Bot = g.bot
-    hub = _hub()
+    hub = current.hub()
     data = await _body(NewMessage)
     try:
         posted = await hub.post_message(bot.room, bot.author_id, bot.name, data.text)
     except TooFast as too_fast:
-        retry = await hub.rate_limits.messages.retry_after(bot.author_id)
+        retry = await hub.retry_after(bot.author_id)
         return _problem(429, "rate_limited", str(too_fast), {"Retry-After": str(retry)})
     except rooms.RuleBroken as broken:
         return _problem(422, "invalid_text", str(broken))
     except RoomGone:
-        return _problem(404, "room_gone", rooms.ROOM_MISSING)
+        return _problem(404, "room_gone", texts.ROOM_MISSING)
     await hub.keep_alive_without_socket(bot.room)
     return _out(posted.message), 201
 
@@ -174,14 +170,11 @@ async def list_messages(code: str, query_args: ListQuery):
     The latest page, the page before an id (paging back) or the messages after an id
     (catching up)."""
     bot: Bot = g.bot
-    store = _hub().store
     if query_args.before is not None and query_args.after is not None:
-        return _problem(422, "invalid_query", "Give before or after, not both.")
-    limit = query_args.limit or _hub().settings.page_size
-    if query_args.after is not None:
-        messages = await store.messages_after(bot.room, query_args.after, limit)
-    else:
-        messages = (await store.page_before(bot.room, query_args.before, limit)).messages
+        return _problem(422, "invalid_query", texts.API_BEFORE_AND_AFTER)
+    messages = await current.hub().list_messages(
+        bot.room, query_args.before, query_args.after, query_args.limit
+    )
     return Messages(messages=[_out(message) for message in messages]), 200
 
 
@@ -196,12 +189,12 @@ async def invalid_request(error: RequestSchemaValidationError):
 def _describe(validation_error: Exception) -> str:
     problems = getattr(validation_error, "errors", None)
     if not callable(problems):
-        return "The request does not match the schema."
+        return texts.API_SCHEMA_MISMATCH
     described = [
         f"{'.'.join(str(part) for part in problem.get('loc', ())) or 'body'}: {problem.get('msg')}"
         for problem in problems()[:5]
     ]
-    return "; ".join(described) or "The request does not match the schema."
+    return "; ".join(described) or texts.API_SCHEMA_MISMATCH
 
 
 @blueprint.app_errorhandler(HTTPException)
@@ -210,7 +203,7 @@ async def http_error(error: HTTPException):
     method); elsewhere errors stay as they were."""
     if not request.path.startswith(PREFIX):
         return error
-    reason = "The body is not valid JSON." if error.code == 400 else error.description
+    reason = texts.API_NOT_JSON if error.code == 400 else error.description
     headers = {}
     if error.code == 405 and error.valid_methods:
         headers["Allow"] = ", ".join(error.valid_methods)

@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         hub = Hub(settings, store, broker, fragments.Fragments(app.jinja_env))
         await hub.start()
         await watch.start()
+        app.extensions["chat.settings"] = settings
         app.extensions["chat.hub"] = hub
         sockets = open_sockets(settings)
         await sockets.start()
@@ -123,9 +124,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     async def stop() -> None:
         await app.extensions.pop("chat.metrics").stop()
         hub: Hub = app.extensions.pop("chat.hub")
-        await hub.stop()
-        await hub.broker.stop()
-        await hub.store.close()
+        await hub.stop()  # and the broker and the store it was given
         await app.extensions.pop("chat.sockets").stop()
 
     return app

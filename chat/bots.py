@@ -7,18 +7,15 @@ import hashlib
 import secrets
 
 from pydantic import BaseModel
-from quart import Blueprint, current_app, redirect, render_template, request, session, url_for
+from quart import Blueprint, redirect, render_template, request, session, url_for
 from quart_schema import DataSource, RequestSchemaValidationError, validate_request
 
-from chat import rooms, security, web
-from chat.hub import Hub
+from chat import current, rooms, security, texts, web
 from chat.store import RoomGone
 
 blueprint = Blueprint("bots", __name__)
 
 TOKEN_PREFIX = "chatbot_"
-BOTS_PER_ROOM = 20
-TOO_MANY_BOTS = f"A room can have at most {BOTS_PER_ROOM} bots. Revoke one first."
 _ID_MAX = 2**63 - 1
 
 
@@ -36,24 +33,20 @@ class BotForm(BaseModel):
     name: str = ""
 
 
-def _hub() -> Hub:
-    return current_app.extensions["chat.hub"]
-
-
 @blueprint.before_request
 async def check_csrf():
     if request.method == "POST" and not await security.csrf_is_valid():
-        return web.FORM_EXPIRED, 403
+        return texts.FORM_EXPIRED, 403
     return None
 
 
 @blueprint.errorhandler(RequestSchemaValidationError)
 async def unreadable_form(_: RequestSchemaValidationError):
-    return "The form could not be read. Please try again.", 400
+    return texts.FORM_UNREADABLE, 400
 
 
 async def _page(code: str, status: int = 200, **shown: object):
-    bots = await _hub().store.bots(code)
+    bots = await current.hub().bots(code)
     api_url = url_for("api.post_message", code=code, _external=True)
     html = await render_template("bots.html", code=code, bots=bots, api_url=api_url, **shown)
     # A page that shows a token once must not be kept by a cache or the history.
@@ -76,12 +69,12 @@ async def create_bot(code: str, data: BotForm):
         name = rooms.clean_name(data.name)
     except rooms.RuleBroken as broken:
         return await _page(code, 400, error=str(broken), name=data.name)
-    store = _hub().store
-    if len(await store.bots(code)) >= BOTS_PER_ROOM:
-        return await _page(code, 409, error=TOO_MANY_BOTS, name=data.name)
+    hub = current.hub()
+    if len(await hub.bots(code)) >= texts.BOTS_PER_ROOM:
+        return await _page(code, 409, error=texts.TOO_MANY_BOTS, name=data.name)
     token = new_token()
     try:
-        bot = await store.add_bot(code, name, token_hash(token), session["user_id"])
+        bot = await hub.add_bot(code, name, token_hash(token), session["user_id"])
     except RoomGone:
         return redirect(url_for("web.home"), 303)
     return await _page(code, 201, created=bot, token=token)
@@ -92,6 +85,6 @@ async def revoke_bot(code: str, bot_id: int):
     code, refusal = await web.admit_to_room(code)
     if refusal:
         return refusal
-    if bot_id > _ID_MAX or not await _hub().store.delete_bot(code, bot_id):
-        return await _page(code, 404, error="There is no such bot in this room.")
+    if bot_id > _ID_MAX or not await current.hub().delete_bot(code, bot_id):
+        return await _page(code, 404, error=texts.NO_SUCH_BOT)
     return redirect(url_for("bots.list_bots", code=code), 303)

@@ -3,7 +3,7 @@
 They are the no-JavaScript path (each answers 303 back to the room) and what the page's
 script posts in the background (`HX-Request: true` gets 204: the change reaches every
 page, this one included, over the room's WebSocket). Only a message's author may edit
-or delete it; rules live in `chat.rooms`, the work in the hub.
+or delete it; rules live in `chat.rooms`, texts in `chat.texts`, the work in the hub.
 """
 
 from __future__ import annotations
@@ -11,15 +11,12 @@ from __future__ import annotations
 from quart import Blueprint, redirect, render_template, request, session, url_for
 from quart_schema import DataSource, validate_request
 
-from chat import rooms, web
+from chat import rooms, texts, web
 from chat.forms import MessageForm, ReactionForm
 from chat.store import MessageMissing, NotYours, RoomGone
 
 blueprint = Blueprint("edits", __name__)
 blueprint.before_request(web.check_csrf)
-
-NOT_YOURS = "Only its author can change a message."
-MISSING = "That message does not exist (or was deleted)."
 
 
 def _done(code: str):
@@ -44,9 +41,9 @@ async def edit_form(code: str, message_id: int):
         return refusal
     message = await web.current_hub().message(code, message_id)
     if message is None:
-        return MISSING, 404
+        return texts.MESSAGE_MISSING, 404
     if message.author_id != session["user_id"]:
-        return NOT_YOURS, 403
+        return texts.NOT_YOURS, 403
     return await _edit_page(code, message_id, message.text, 200, None)
 
 
@@ -61,9 +58,9 @@ async def edit(code: str, message_id: int, data: MessageForm):
     except rooms.RuleBroken as broken:
         return await _edit_page(code, message_id, data.message, 400, str(broken))
     except NotYours:
-        return NOT_YOURS, 403
+        return texts.NOT_YOURS, 403
     except (MessageMissing, RoomGone):
-        return MISSING, 404
+        return texts.MESSAGE_MISSING, 404
     return _done(code)
 
 
@@ -75,9 +72,9 @@ async def delete(code: str, message_id: int):
     try:
         await web.current_hub().delete_message(code, message_id, session["user_id"])
     except NotYours:
-        return NOT_YOURS, 403
+        return texts.NOT_YOURS, 403
     except (MessageMissing, RoomGone):
-        return MISSING, 404
+        return texts.MESSAGE_MISSING, 404
     return _done(code)
 
 
@@ -97,5 +94,5 @@ async def react(code: str, message_id: int, data: ReactionForm):
     except rooms.RuleBroken as broken:  # reacting too fast
         return str(broken), 429
     except (MessageMissing, RoomGone):
-        return MISSING, 404
+        return texts.MESSAGE_MISSING, 404
     return _done(code)

@@ -1,8 +1,9 @@
 """Live connections: the `/rooms/<code>/ws` WebSocket that htmx's `hx-ws` talks to.
 
 Each connection reads frames and posts them through the hub, and has one writer task
-draining a bounded queue of fragments; a client that lets its queue overflow is closed
-with 1013 (htmx reconnects and catches up) so it never holds up the room.
+draining a bounded queue of frames made by `chat.fragments`; a client that lets its
+queue overflow is closed with 1013 (htmx reconnects and catches up) so it never holds up
+the room. Close codes are in `chat.close_codes`, close reasons in `chat.texts`.
 """
 
 from __future__ import annotations
@@ -13,25 +14,27 @@ import logging
 from collections import deque
 
 from pydantic import ValidationError
-from quart import Blueprint, current_app, session, websocket
+from quart import Blueprint, session, websocket
 
-from chat import rooms, security
+from chat import current, rooms, security, texts
 from chat.broker import RoomEvent
+from chat.close_codes import (
+    CATCH_UP,
+    INTERNAL_ERROR,
+    INVALID_PAYLOAD,
+    POLICY_VIOLATION,
+    TOO_BIG,
+    UNSUPPORTED_DATA,
+)
 from chat.direct_socket import DirectWebsocket, Interrupted
 from chat.forms import MessageFrame
-from chat.hub import CATCH_UP, Hub, TooManyLookups
+from chat.hub import Hub, TooManyLookups
 from chat.metrics import Counts
-from chat.sockets import TOO_MANY_CONNECTIONS, Sockets
 from chat.store import RoomGone
 
 log = logging.getLogger("chat")
 blueprint = Blueprint("live", __name__)
 
-POLICY_VIOLATION = 1008  # no session, foreign origin, unknown or full room
-UNSUPPORTED_DATA = 1003  # binary frame
-INVALID_PAYLOAD = 1007  # not the JSON hx-ws sends
-TOO_BIG = 1009
-INTERNAL_ERROR = 1011  # our fault: htmx reconnects and catches up
 CLOSE_TIMEOUT = 2.0
 
 
@@ -126,14 +129,6 @@ class Connection:
                 counts.frames_delivered += 1
 
 
-def _hub() -> Hub:
-    return current_app.extensions["chat.hub"]
-
-
-def _sockets() -> Sockets:
-    return current_app.extensions["chat.sockets"]
-
-
 def _number_arg(name: str) -> int | None:
     raw = websocket.args.get(name, "")
     return int(raw) if raw.isdecimal() and len(raw) < 19 else None
@@ -142,25 +137,25 @@ def _number_arg(name: str) -> int | None:
 async def _admit(hub: Hub, code: str) -> tuple[str, str]:
     user_id, name = session.get("user_id"), session.get("name")
     if not user_id or not name:
-        raise Refused(POLICY_VIOLATION, "no session")
+        raise Refused(POLICY_VIOLATION, texts.NO_SESSION)
     if not security.is_same_origin(
         websocket.headers.get("Origin"), websocket.host, websocket.scheme
     ):
-        raise Refused(POLICY_VIOLATION, "foreign origin")
+        raise Refused(POLICY_VIOLATION, texts.FOREIGN_ORIGIN)
     try:
         found = await hub.find_room(code, websocket.remote_addr or "unknown")
     except TooManyLookups:
-        raise Refused(POLICY_VIOLATION, "too many unknown rooms") from None
+        raise Refused(POLICY_VIOLATION, texts.TOO_MANY_UNKNOWN_ROOMS) from None
     if not found:
-        raise Refused(POLICY_VIOLATION, rooms.ROOM_MISSING)
+        raise Refused(POLICY_VIOLATION, texts.ROOM_MISSING)
     if await hub.is_full_for(code, user_id):
-        raise Refused(POLICY_VIOLATION, rooms.ROOM_FULL)
+        raise Refused(POLICY_VIOLATION, texts.ROOM_FULL)
     return user_id, name
 
 
 @blueprint.websocket("/rooms/<code>/ws")
 async def room_socket(code: str) -> None:
-    hub = _hub()
+    hub = current.hub()
     code = rooms.normalize_code(code)
     # Accept before refusing: a refused handshake looks like a network error to htmx,
     # which would retry it forever.
@@ -170,16 +165,16 @@ async def room_socket(code: str) -> None:
     except Refused as refusal:
         await websocket.close(refusal.code, refusal.reason)
         return
-    sockets = _sockets()
+    sockets = current.sockets()
     claim = await sockets.claim(user_id, websocket.remote_addr or "unknown")
     if claim is None:
         log.info("socket refused, too many connections: user=%s address=%s",
                  user_id, websocket.remote_addr)
-        await websocket.close(POLICY_VIOLATION, TOO_MANY_CONNECTIONS)
+        await websocket.close(POLICY_VIOLATION, texts.TOO_MANY_CONNECTIONS)
         return
-    counts: Counts = current_app.extensions["chat.metrics"].counts
+    counts = current.metrics().counts
     socket = websocket._get_current_object()
-    connection = Connection(hub.settings.send_queue, socket, counts, user_id)
+    connection = Connection(current.settings().send_queue, socket, counts, user_id)
     counts.open_connections += 1
     try:
         await hub.enter(code, user_id, name, connection)
@@ -235,7 +230,7 @@ async def _serve(
 async def _read(hub: Hub, code: str, user_id: str, name: str, connection: Connection) -> int:
     """Post each frame's message (or pass on that its user is typing); returns a close
     code when a frame is unacceptable."""
-    frame_max = hub.settings.ws_frame_max
+    frame_max = current.settings().ws_frame_max
     while True:
         data = await websocket.receive()
         if not isinstance(data, str):  # binary (an empty binary frame arrives as None)
@@ -250,18 +245,8 @@ async def _read(hub: Hub, code: str, user_id: str, name: str, connection: Connec
             await hub.typing(code, user_id, name)
             continue
         try:
-            posted = await hub.post_message(code, user_id, name, frame.message, frame.nonce)
-        except rooms.RuleBroken as broken:
-            # The page cleared its input when the message left: give the text back
-            # with the reason, under the same nonce, so sending it again is safe.
-            form = hub.fragments.message_form_frame(
-                code, frame.message, str(broken), frame.nonce or None
-            )
-            connection.push(form)
+            reply = await hub.post_from_socket(code, user_id, name, frame.message, frame.nonce)
         except RoomGone:
             return POLICY_VIOLATION
-        else:
-            if not posted.new:
-                # Sent again (queued while the socket was down): the room already has
-                # it, and this page shows it once it gets it (pages upsert by id).
-                connection.push(hub.fragments.messages_frame((posted.message,)))
+        if reply is not None:  # for this page alone: its form back, or its message again
+            connection.push(reply)

@@ -14,10 +14,11 @@ import time
 from dataclasses import dataclass
 
 from limits import RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
+from chat import redis_client
 from chat.settings import Rate, Settings
 
 log = logging.getLogger("chat")
@@ -30,10 +31,7 @@ class _Counters:
         self.local = MovingWindowRateLimiter(MemoryStorage())
         self.shared = None
         if shared_url:
-            storage = RedisStorage(
-                f"async+{shared_url}", implementation="redispy", wrap_exceptions=True
-            )
-            self.shared = MovingWindowRateLimiter(storage)
+            self.shared = MovingWindowRateLimiter(redis_client.rate_limit_storage(shared_url))
         self._warned = False
 
     def falling_back(self, error: StorageError) -> MovingWindowRateLimiter:

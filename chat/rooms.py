@@ -1,7 +1,7 @@
 """Room rules: what a room code, a display name and a message may be.
 
 Pure functions with no I/O, shared by the forms, the WebSocket and the store, so every
-way in applies the same rules and says the same thing when one is broken.
+way in applies the same rules and says the same thing (`chat.texts`) when one is broken.
 """
 
 from __future__ import annotations
@@ -10,20 +10,12 @@ import secrets
 import string
 import unicodedata
 
-NAME_MAX = 32
-CODE_ALPHABET = string.ascii_uppercase
+from chat import texts
+from chat.texts import NAME_MAX
 
-NAME_MISSING = "Please enter a name."
-CODE_MISSING = "Please enter a room code."
-ROOM_MISSING = "Room does not exist."
-ROOM_FULL = "Room is full."
-NAME_TOO_LONG = f"Names can be at most {NAME_MAX} characters."
-NAME_UNPRINTABLE = "Names cannot contain control or invisible formatting characters."
-MESSAGE_EMPTY = "Please type a message."
+CODE_ALPHABET = string.ascii_uppercase
 # The reactions a message can get, in the order the picker offers them.
 REACTIONS = ("👍", "❤️", "😂", "🎉", "😮", "🙏")
-REACTION_UNKNOWN = "Please pick one of the offered reactions."
-MESSAGE_UNPRINTABLE = "Messages cannot contain control characters other than line breaks."
 
 
 class RuleBroken(ValueError):
@@ -55,26 +47,26 @@ def _has_unprintable(text: str, allowed: str = "") -> bool:
 
 def check_reaction(emoji: str) -> None:
     if emoji not in REACTIONS:
-        raise RuleBroken(REACTION_UNKNOWN)
+        raise RuleBroken(texts.REACTION_UNKNOWN)
 
 
 def clean_name(raw: str) -> str:
     name = raw.strip()
     if not name:
-        raise RuleBroken(NAME_MISSING)
+        raise RuleBroken(texts.NAME_MISSING)
     if len(name) > NAME_MAX:
-        raise RuleBroken(NAME_TOO_LONG)
+        raise RuleBroken(texts.NAME_TOO_LONG)
     if _has_unprintable(name):
-        raise RuleBroken(NAME_UNPRINTABLE)
+        raise RuleBroken(texts.NAME_UNPRINTABLE)
     return name
 
 
 def clean_message(raw: str, longest: int) -> str:
     text = raw.replace("\r\n", "\n").strip()
     if not text:
-        raise RuleBroken(MESSAGE_EMPTY)
+        raise RuleBroken(texts.MESSAGE_EMPTY)
     if len(text) > longest:
-        raise RuleBroken(f"Messages can be at most {longest:,} characters.")
+        raise RuleBroken(texts.message_too_long(longest))
     if _has_unprintable(text, allowed="\n\t\u200d"):
-        raise RuleBroken(MESSAGE_UNPRINTABLE)
+        raise RuleBroken(texts.MESSAGE_UNPRINTABLE)
     return text

@@ -8,7 +8,6 @@ import secrets
 from markupsafe import Markup
 from quart import (
     Blueprint,
-    current_app,
     flash,
     get_flashed_messages,
     make_response,
@@ -21,23 +20,17 @@ from quart import (
 from quart.typing import ResponseReturnValue
 from quart_schema import DataSource, RequestSchemaValidationError, validate_request
 
-from chat import rooms, security
+from chat import current, rooms, security, texts
+from chat.current import hub as current_hub
 from chat.forms import JoinForm, MessageForm
 from chat.fragments import member_key, member_list
-from chat.hub import Hub, TooManyLookups
+from chat.hub import TooManyLookups, TooManyRooms
 from chat.store import RoomGone
 
 blueprint = Blueprint("web", __name__)
 
-FORM_EXPIRED = "This form has expired. Please try again."
-TOO_MANY_JOINS = "Too many attempts to join. Please wait a minute and try again."
-TOO_MANY_ROOMS = "You have created many rooms in a short time. Please wait a minute."
 # Rooms this session visited, newest first, listed on the home page to go back to.
 RECENT_ROOMS = 5
-
-
-def current_hub() -> Hub:
-    return current_app.extensions["chat.hub"]
 
 
 async def _home(
@@ -59,7 +52,7 @@ async def _home(
         code=code,
         errors=errors,
         fault=fault if errors else None,
-        name_max=rooms.NAME_MAX,
+        name_max=texts.NAME_MAX,
         recent_rooms=session.get("rooms", []),
     )
     return page, status
@@ -81,16 +74,15 @@ async def check_csrf():
     if request.path == "/":
         form = await request.form
         return await _home(
-            403, error=FORM_EXPIRED, name=form.get("name", ""), code=form.get("code", "")
+            403, error=texts.FORM_EXPIRED, name=form.get("name", ""), code=form.get("code", "")
         )
-    return FORM_EXPIRED, 403
+    return texts.FORM_EXPIRED, 403
 
 
 @blueprint.post("/")
 @validate_request(JoinForm, source=DataSource.FORM)
 async def join(data: JoinForm):
     hub = current_hub()
-    limits = hub.rate_limits
     address = _client_address()
     typed = {"name": data.name, "code": data.code}
     try:
@@ -101,20 +93,21 @@ async def join(data: JoinForm):
     # means join, no code means start a room.
     create = data.create is not None or (data.join is None and not rooms.normalize_code(data.code))
     if create:
-        if not await limits.creations.hit(address):
-            return await _home(429, error=TOO_MANY_ROOMS, **typed)
-        code = await hub.create_room()
+        try:
+            code = await hub.create_room(address)
+        except TooManyRooms:
+            return await _home(429, error=texts.TOO_MANY_ROOMS, **typed)
     else:
         code = rooms.normalize_code(data.code)
         if not code:
-            return await _home(400, error=rooms.CODE_MISSING, fault="code", **typed)
+            return await _home(400, error=texts.CODE_MISSING, fault="code", **typed)
         try:
             if not await hub.find_room(code, address):
-                return await _home(404, error=rooms.ROOM_MISSING, fault="code", **typed)
+                return await _home(404, error=texts.ROOM_MISSING, fault="code", **typed)
         except TooManyLookups:
-            return await _home(429, error=TOO_MANY_JOINS, **typed)
+            return await _home(429, error=texts.TOO_MANY_JOINS, **typed)
         if await hub.is_full_for(code, session.get("user_id", "")):
-            return await _home(409, error=rooms.ROOM_FULL, fault="code", **typed)
+            return await _home(409, error=texts.ROOM_FULL, fault="code", **typed)
     session["name"] = name
     session.setdefault("user_id", secrets.token_urlsafe(16))
     await hub.note_name(code, session["user_id"], name)
@@ -123,7 +116,7 @@ async def join(data: JoinForm):
 
 @blueprint.errorhandler(RequestSchemaValidationError)
 async def unreadable_form(_: RequestSchemaValidationError):
-    return await _home(400, error="The form could not be read. Please try again.")
+    return await _home(400, error=texts.FORM_UNREADABLE)
 
 
 def _before_id(name: str = "before") -> int | None:
@@ -141,10 +134,10 @@ async def admit_to_room(code: str) -> tuple[str, ResponseReturnValue | None]:
     try:
         found = await current_hub().find_room(code, _client_address())
     except TooManyLookups:
-        return code, await _home(429, error=TOO_MANY_JOINS, code=code)
+        return code, await _home(429, error=texts.TOO_MANY_JOINS, code=code)
     if not found:
         _forget_room(code)
-        await flash(rooms.ROOM_MISSING)
+        await flash(texts.ROOM_MISSING)
         return code, redirect(url_for("web.home"), 303)
     return code, None
 
@@ -159,18 +152,6 @@ def _forget_room(code: str) -> None:
         session["rooms"] = [room for room in session["rooms"] if room != code]
 
 
-def room_lifetime(seconds: float) -> str:
-    """What the room page says about deleting empty rooms (CHAT_EMPTY_ROOM_TTL)."""
-    if seconds <= 0:
-        return "Rooms are deleted as soon as everyone has left."
-    amount, unit = round(seconds), "second"
-    for name, size in (("minute", 60), ("hour", 3600), ("day", 86400)):
-        if seconds >= size:
-            amount, unit = round(seconds / size), name
-    plural = "" if amount == 1 else "s"
-    return f"Rooms are deleted {amount} {unit}{plural} after everyone has left."
-
-
 async def _room_page(
     code: str,
     status: int = 200,
@@ -180,11 +161,11 @@ async def _room_page(
 ):
     hub = current_hub()
     before_id, around_id = _before_id(), _before_id("around")
-    page, history, revision = await hub.history(code, before_id, around_id)
+    page, history, revision = await hub.history_page(code, before_id, around_id)
     invite = url_for("web.home", code=code, _external=True)
     # The viewer is in the room even before (or without) a live connection: a page
     # without JavaScript never connects, and must not say "Here now (0)".
-    members = {**await hub.presence.members(code), session["user_id"]: session["name"]}
+    members = {**await hub.members(code), session["user_id"]: session["name"]}
     html = await render_template(
         "room.html",
         code=code,
@@ -195,7 +176,7 @@ async def _room_page(
         invite=invite,
         members=member_list(members),
         me=member_key(session["user_id"]),
-        lifetime=room_lifetime(hub.settings.empty_room_ttl),
+        lifetime=texts.room_lifetime(current.settings().empty_room_ttl),
         value=value,
         error=error,
         # A failed message keeps its nonce, so sending it again stays safe.
@@ -229,7 +210,7 @@ async def post_message(code: str, data: MessageForm):
         error = str(broken)
         return await _room_page(code, 400, value=data.message, error=error, nonce=data.nonce)
     except RoomGone:
-        await flash(rooms.ROOM_MISSING)
+        await flash(texts.ROOM_MISSING)
         return redirect(url_for("web.home"), 303)
     return redirect(url_for("web.room", code=code), 303)
 
@@ -239,8 +220,7 @@ async def earlier_messages(code: str):
     code, refusal = await admit_to_room(code)
     if refusal:
         return refusal
-    page = await current_hub().latest_page(code, _before_id())
-    return current_hub().fragments.page(code, page)
+    return await current_hub().earlier_html(code, _before_id())
 
 
 @blueprint.get("/me.css")
@@ -258,10 +238,10 @@ async def my_stylesheet():
 
 @blueprint.get("/healthz")
 async def healthz():
-    hub = current_hub()
-    if not await hub.store.ping():
+    database_answers, fan_out_works = await current_hub().health()
+    if not database_answers:
         return {"status": "unavailable", "reason": "database does not answer"}, 503
-    if not hub.broker.healthy:
+    if not fan_out_works:
         # Still serving: pages, history and posting work; live delivery across
         # processes resumes by itself.
         return {"status": "degraded", "reason": "fan-out broker unreachable"}, 200

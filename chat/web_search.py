@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import unicodedata
 
-from quart import Blueprint, current_app, render_template, request, url_for
+from quart import Blueprint, render_template, request, url_for
 
-from chat import search, web
-from chat.hub import Hub
+from chat import current, search, web
 
 blueprint = Blueprint("search", __name__)
 
@@ -27,7 +26,7 @@ async def search_room(code: str):
     code, refusal = await web.admit_to_room(code)
     if refusal:
         return refusal
-    hub: Hub = current_app.extensions["chat.hub"]
+    hub = current.hub()
     query = _query()
     words = search.query_words(query)
     before_id = web._before_id()

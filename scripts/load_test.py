@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from tests.hardening.conftest import NO_LIMITS, LiveServer, run_load  # noqa: E402
+from tests.kit import NO_LIMITS, LiveServer, run_load  # noqa: E402
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 

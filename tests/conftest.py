@@ -1,8 +1,10 @@
-"""Shared fixtures: settings on a fresh SQLite file, the app, and Quart's test client."""
+"""Shared fixtures: settings on a fresh SQLite file, the app, Quart's test client, a
+Redis of the test's own, and the stores of the contract tests (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -13,7 +15,11 @@ from quart.typing import TestClientProtocol
 
 from chat import create_app
 from chat.settings import Settings, load_settings
-from tests.test_broker import RedisServer
+from chat.store import Store
+from chat.store.postgres import PostgresStore
+from chat.store.sqlite import SQLiteStore
+from tests.kit.redis import RedisServer
+from tests.kit.stores import POSTGRES_URL, Database, postgres_admin, with_search_path
 
 ORIGIN = "http://localhost"
 
@@ -97,3 +103,30 @@ async def join_room(client: TestClientProtocol, name: str, code: str | None = No
     response = await post_form(client, "/", form)
     assert response.status_code == 303, await response.get_data(as_text=True)
     return response.headers["Location"].rsplit("/", 1)[1]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    if request.param == "sqlite":
+        path = tmp_path / "chat.db"
+        database = Database("sqlite", lambda: SQLiteStore(path), path)
+        yield database
+        await database.close_all()
+        return
+
+    admin = await postgres_admin()
+    schema = f"test_store_{secrets.token_hex(6)}"
+    await admin.execute(f'CREATE SCHEMA "{schema}"')
+    url = with_search_path(POSTGRES_URL, schema)
+    database = Database("postgres", lambda: PostgresStore(url, max_size=4), url)
+    try:
+        yield database
+        await database.close_all()
+    finally:
+        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await admin.close()
+
+
+@pytest.fixture
+async def store(database: Database) -> Store:
+    return await database.open()

@@ -10,7 +10,7 @@ from contextlib import AsyncExitStack
 import pytest
 
 from tests.conftest import csrf_token, join_room, post_form
-from tests.live_kit import (
+from tests.kit.live import (
     articles,
     is_quiet,
     pair,

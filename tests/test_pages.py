@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chat import rooms
+from chat import texts
 from tests.conftest import ORIGIN, csrf_token, join_room, post_form
 
 EXPIRED_ROOM = re.compile(r'<a href="/rooms/([A-Z]+)">')
@@ -31,7 +31,7 @@ def tag(html: str, element_id: str) -> str:
 
 async def test_the_name_field_takes_no_more_than_a_name_may_have(client):
     html = await page_text(client, "/")
-    assert f'maxlength="{rooms.NAME_MAX}"' in tag(html, "name")
+    assert f'maxlength="{texts.NAME_MAX}"' in tag(html, "name")
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ async def test_the_buttons_still_mean_what_they_say(client):
     # Pressing "Join a Room" without a code is still the contract's error.
     response = await post_form(client, "/", {"name": "Ann", "code": "", "join": "1"})
     assert response.status_code == 400
-    assert rooms.CODE_MISSING in await response.get_data(as_text=True)
+    assert texts.CODE_MISSING in await response.get_data(as_text=True)
 
 
 # Rooms you were in -------------------------------------------------------------------

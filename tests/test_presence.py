@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import redis.asyncio
 
-from chat.presence import LocalPresence, Presence
-from chat.redis_presence import ROOMS_KEY, RedisPresence
-from tests.test_broker import REDIS_URL, eventually, require_redis
+from chat.presence import Presence
+from chat.presence.local import LocalPresence
+from chat.presence.redis import RedisPresence
+from chat.presence.redis_upkeep import ROOMS_KEY
+from tests.kit.redis import REDIS_URL, eventually, require_redis
 
 GRACE = 0.2
 
@@ -157,7 +159,7 @@ async def test_users_of_a_crashed_process_are_reaped_after_the_ttl(make_presence
 
 
 async def test_falls_back_to_this_process_when_redis_is_down(room):
-    from tests.test_broker import free_port
+    from tests.kit.redis import free_port
 
     departures = Departures()
     presence = RedisPresence(f"redis://127.0.0.1:{free_port()}/0", GRACE, departures)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat import rooms
+from chat import rooms, texts
 from chat.rooms import RuleBroken, clean_message, clean_name
 
 
@@ -67,7 +67,7 @@ def test_empty_name_is_refused(typed):
 def test_name_longer_than_32_characters_is_refused():
     assert clean_name("x" * 32) == "x" * 32
     message = refusal(clean_name, "x" * 33)
-    assert "32" in message and message == rooms.NAME_TOO_LONG
+    assert "32" in message and message == texts.NAME_TOO_LONG
 
 
 def test_name_length_counts_after_trimming():
@@ -87,7 +87,7 @@ def test_name_length_counts_after_trimming():
     ],
 )
 def test_names_with_control_or_invisible_characters_are_refused(typed):
-    assert refusal(clean_name, typed) == rooms.NAME_UNPRINTABLE
+    assert refusal(clean_name, typed) == texts.NAME_UNPRINTABLE
 
 
 @pytest.mark.parametrize(
@@ -137,7 +137,7 @@ def test_line_breaks_are_kept_and_normalized():
 
 @pytest.mark.parametrize("typed", ["bell\x07", "nul\x00", "esc\x1b[2J", "cr\ronly", "\u202eevil"])
 def test_messages_with_control_characters_are_refused(typed):
-    assert refusal(clean_message, typed, 2000) == rooms.MESSAGE_UNPRINTABLE
+    assert refusal(clean_message, typed, 2000) == texts.MESSAGE_UNPRINTABLE
 
 
 def test_ordinary_unicode_and_emoji_messages_are_accepted():

@@ -17,7 +17,7 @@ from quart import Quart
 
 from chat.bots import token_hash
 from tests.conftest import ORIGIN, csrf_token, join_room, post_form
-from tests.test_web import elements, text
+from tests.kit.html import elements, text
 
 ARTICLE = re.compile(r'<article class="message[^"]*" id="message-(\d+)"[^>]*>(.*?)</article>', re.S)
 HTMX = {"HX-Request": "true"}

@@ -15,7 +15,8 @@ from contextlib import AsyncExitStack
 import pytest
 from quart.testing.connections import WebsocketDisconnectError
 
-from chat.sockets import LocalSockets, RedisSockets
+from chat.sockets.local import LocalSockets
+from chat.sockets.redis import RedisSockets
 from tests.conftest import ORIGIN, join_room
 
 TIMEOUT = 10.0

@@ -26,18 +26,16 @@ from chat.search import query_words
 from chat.store import Message, RoomGone, Store, utc_now
 from chat.store.postgres import PostgresStore
 from chat.store.sqlite import SQLiteStore
-from tests import test_store as contract
-from tests.test_store import (
+from tests.kit.stores import (
     MIGRATIONS,
     POSTGRES_URL,
     Database,
-    _postgres_admin,
-    _with_search_path,
+    postgres_admin,
+    with_search_path,
 )
 
-# The contract's fixtures: every test below runs on SQLite and on PostgreSQL.
-database = contract.database
-store = contract.store
+# `database` and `store` (tests/conftest.py): every test below runs on SQLite and on
+# PostgreSQL.
 
 SYNTAX = ['"', '""', "*", "OR", "AND", "NOT", "NEAR(", "NEAR", "-", "(", ")", "^", ":",
           "'", "\\", "&", "|", "!", "<->", ":*", "{", "}", "+", "body:", "room_code :"]
@@ -287,10 +285,10 @@ def loop_and_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[t
     if request.param == "sqlite":
         store: Store = SQLiteStore(tmp_path / "chat.db")
     else:
-        admin = loop.run_until_complete(_postgres_admin())
+        admin = loop.run_until_complete(postgres_admin())
         schema = f"test_search_{secrets.token_hex(6)}"
         loop.run_until_complete(admin.execute(f'CREATE SCHEMA "{schema}"'))
-        store = PostgresStore(_with_search_path(POSTGRES_URL, schema), max_size=2)
+        store = PostgresStore(with_search_path(POSTGRES_URL, schema), max_size=2)
         cleanup.append(admin.execute(f'DROP SCHEMA "{schema}" CASCADE'))
         cleanup.append(admin.close())
     loop.run_until_complete(store.open())

@@ -7,79 +7,19 @@ import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from html import unescape
-from html.parser import HTMLParser
 
 import pytest
 from quart import Quart
 
-from chat import rooms
+from chat import texts
 from tests.conftest import ORIGIN, join_room, post_form
+from tests.kit.html import elements, errors_shown, field_value, text, visible_buttons
 
 ARTICLE_ID = re.compile(r'<article class="message[^"]*" id="message-(\d+)"[^>]*>')
 HX_GET = re.compile(r'hx-get="(/rooms/[A-Z]+/messages\?before=[^"]+)"')
 
 
 # Helpers ----------------------------------------------------------------------
-
-
-class _Elements(HTMLParser):
-    """Every element's attributes and the text directly inside it, in document order."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.found: list[tuple[str, dict[str, str], list[str]]] = []
-        self._open: list[list[str]] = []
-
-    def handle_starttag(self, tag, attrs):
-        text: list[str] = []
-        self.found.append((tag, {key: value or "" for key, value in attrs}, text))
-        if tag not in {"input", "meta", "link", "br", "img"}:
-            self._open.append(text)
-
-    def handle_endtag(self, tag):
-        if self._open:
-            self._open.pop()
-
-    def handle_data(self, data):
-        if self._open:
-            self._open[-1].append(data)
-
-
-def elements(html: str, tag: str, **attrs: str) -> list[tuple[dict[str, str], str]]:
-    """(attributes, text) of each `tag` element with all the given attribute values."""
-    parser = _Elements()
-    parser.feed(html)
-    return [
-        (found, "".join(text).strip())
-        for name, found, text in parser.found
-        if name == tag and all(found.get(key) == value for key, value in attrs.items())
-    ]
-
-
-def field_value(html: str, name: str) -> str:
-    """The value a form field shows: an input's `value`, a textarea's text."""
-    inputs = elements(html, "input", name=name)
-    if not inputs:  # a textarea's text, spaces included
-        (typed,) = re.findall(rf'<textarea [^>]*name="{name}"[^>]*>(.*?)</textarea>', html, re.S)
-        return unescape(typed)
-    ((attrs, _),) = inputs
-    return attrs["value"]
-
-
-def visible_buttons(html: str) -> dict[str, str]:
-    """Label -> name of each button a page shows without script (not `hidden`)."""
-    return {label: attrs.get("name", "") for attrs, label in elements(html, "button")
-            if "hidden" not in attrs}
-
-
-def errors_shown(html: str) -> list[str]:
-    """The errors on the home form."""
-    shown = re.search(r'<div id="join-errors".*?</div>', html, re.S)
-    return [unescape(text) for _, text in elements(shown.group(0), "p")] if shown else []
-
-
-async def text(response) -> str:
-    return await response.get_data(as_text=True)
 
 
 async def fill_room(app: Quart, code: str, count: int) -> list[int]:
@@ -119,10 +59,10 @@ NAME_33 = "n" * 33
         ({"name": "Ann", "code": "  ", "join": "1"}, 400, "Please enter a room code."),
         ({"name": "Ann", "code": "zzzz", "join": "1"}, 404, "Room does not exist."),
         ({"name": "Ann", "code": "TOOLONG", "join": "1"}, 404, "Room does not exist."),
-        ({"name": NAME_33, "code": "ABCD", "join": "1"}, 400, rooms.NAME_TOO_LONG),
-        ({"name": NAME_33, "code": "", "create": "1"}, 400, rooms.NAME_TOO_LONG),
-        ({"name": "Ann\u202e", "code": "ABCD", "join": "1"}, 400, rooms.NAME_UNPRINTABLE),
-        ({"name": "Ann\x07", "code": "ABCD", "join": "1"}, 400, rooms.NAME_UNPRINTABLE),
+        ({"name": NAME_33, "code": "ABCD", "join": "1"}, 400, texts.NAME_TOO_LONG),
+        ({"name": NAME_33, "code": "", "create": "1"}, 400, texts.NAME_TOO_LONG),
+        ({"name": "Ann\u202e", "code": "ABCD", "join": "1"}, 400, texts.NAME_UNPRINTABLE),
+        ({"name": "Ann\x07", "code": "ABCD", "join": "1"}, 400, texts.NAME_UNPRINTABLE),
     ],
 )
 async def test_home_form_errors_are_4xx_and_keep_what_was_typed(client, form, status, error):
@@ -390,7 +330,7 @@ async def test_a_refused_message_keeps_its_nonce(client):
         ("", "Please type a message."),
         ("   ", "Please type a message."),
         ("z" * 2001, "Messages can be at most 2,000 characters."),
-        ("ring\x07", rooms.MESSAGE_UNPRINTABLE),
+        ("ring\x07", texts.MESSAGE_UNPRINTABLE),
     ],
 )
 async def test_refused_message_gives_400_with_the_error_and_keeps_the_text(client, typed, error):

@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.conftest import PROJECT_ROOT, MakeServer
-from tests.test_broker import RedisServer
+from tests.kit.redis import RedisServer
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ import re
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
-from tests.hardening.conftest import (
+from tests.kit import (
     LiveServer,
     LogWatch,
     Member,

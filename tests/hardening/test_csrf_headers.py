@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from tests.hardening.conftest import (
+from tests.kit import (
     LiveServer,
     LogWatch,
     Member,

@@ -27,13 +27,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.hardening.conftest import (
-    Member,
-    RawWebSocket,
-    close_code_of,
-    parse_server_frames,
-    wait_until,
-)
 from tests.hardening.fuzzing import (
     ALLOWED_CLOSE,
     FUZZ,
@@ -44,6 +37,13 @@ from tests.hardening.fuzzing import (
     pieces,
     raw_markup_in,
     text_values,
+)
+from tests.kit import (
+    Member,
+    RawWebSocket,
+    close_code_of,
+    parse_server_frames,
+    wait_until,
 )
 
 pytestmark = pytest.mark.e2e

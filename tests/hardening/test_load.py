@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.hardening.conftest import NO_LIMITS, LogWatch, MakeServer, run_load
+from tests.kit import NO_LIMITS, LogWatch, MakeServer, run_load
 
 pytestmark = pytest.mark.e2e
 

@@ -10,9 +10,8 @@ import re
 
 import pytest
 
-from chat.hub import SLOW_DOWN
-from chat.web import TOO_MANY_JOINS, TOO_MANY_ROOMS
-from tests.hardening.conftest import (
+from chat.texts import SLOW_DOWN, TOO_MANY_JOINS, TOO_MANY_ROOMS
+from tests.kit import (
     NO_LIMITS,
     LiveClient,
     LogWatch,

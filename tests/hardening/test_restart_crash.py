@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hardening.conftest import (
+from tests.kit import (
     NO_LIMITS,
     LiveClient,
     LiveServer,

@@ -16,7 +16,7 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 from quart.sessions import session_json_serializer
 
-from tests.hardening.conftest import (
+from tests.kit import (
     LiveClient,
     LiveServer,
     LogWatch,

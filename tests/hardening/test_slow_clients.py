@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from tests.hardening.conftest import (
+from tests.kit import (
     NO_LIMITS,
     LiveClient,
     LogWatch,
