@@ -7,7 +7,7 @@ link, a mention and someone typing — and saves:
 
     docs/screenshots/home.png         1280x800
     docs/screenshots/room-wide.png    1280x800
-    docs/screenshots/room-narrow.png  390x844
+    docs/screenshots/room-narrow.png  390x844, a touch screen
 
 Usage: .venv/bin/python scripts/screenshots.py [--out DIR]
 """
@@ -97,7 +97,8 @@ async def take(server: LiveServer, out: Path) -> None:
         await home.screenshot(path=out / "home.png")
 
         ann = await browser.new_page(viewport=WIDE, **options)
-        bob = await browser.new_page(viewport=NARROW, **options)
+        # Bob is on a phone: a touch screen, where each message shows its tools.
+        bob = await browser.new_page(viewport=NARROW, has_touch=True, is_mobile=True, **options)
         code = await join(ann, "Ann", None)
         await join(bob, "Bob", code)
         pages = {"Ann": ann, "Bob": bob}
