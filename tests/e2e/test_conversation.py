@@ -262,6 +262,7 @@ async def test_typing_shows_for_the_others_until_the_message_lands(
 
     await box.press_sequentially("   ")  # nothing but spaces: not typing
     await box.fill("")
+    await ann.page.clock.run_for(2_100)  # had it said so, it could say so again now
     await box.press_sequentially("Hello the")
     note = bob.page.locator("#typing .typing-note")
     await expect(note).to_have_text("Ann is typing…")
