@@ -25,11 +25,17 @@ def _done(code: str):
     return redirect(url_for("web.room", code=code), 303)
 
 
+def _inline() -> bool:
+    """An htmx request: the page opens the answer in place, so it gets the fragment."""
+    return request.headers.get("HX-Request") == "true"
+
+
 async def _edit_page(code: str, message_id: int, value: str, status: int, error: str | None):
     """The edit form: alone for htmx (it opens in place of the text), else a page."""
-    template = "fragments/edit_form.html" if request.headers.get("HX-Request") else "edit.html"
+    inline = _inline()
+    template = "fragments/edit_form.html" if inline else "edit.html"
     html = await render_template(
-        template, code=code, message_id=message_id, value=value, error=error
+        template, code=code, message_id=message_id, value=value, error=error, inline=inline
     )
     return html, status
 
@@ -76,6 +82,20 @@ async def delete(code: str, message_id: int):
     except (MessageMissing, RoomGone):
         return texts.MESSAGE_MISSING, 404
     return _done(code)
+
+
+@blueprint.get("/rooms/<code>/messages/<int:message_id>/reactions")
+async def reaction_picker(code: str, message_id: int):
+    """The six reactions to choose from: opened in place for htmx, else a page with its
+    own form. Served on demand, so that messages need not each carry them."""
+    code, refusal = await web.admit_to_room(code)
+    if refusal:
+        return refusal
+    message = await web.current_hub().message(code, message_id)
+    if message is None:
+        return MISSING, 404
+    template = "fragments/react_picker.html" if _inline() else "react.html"
+    return await render_template(template, code=code, message=message)
 
 
 @blueprint.post("/rooms/<code>/messages/<int:message_id>/reactions")

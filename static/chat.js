@@ -1,13 +1,18 @@
 // The page's only script of our own. htmx does the talking; this adds what a reader
 // expects around it: local times with a line per day, your own messages marked,
 // messages on their way ("Sending…", Retry), the newest kept in view, Enter to send,
-// the connection's status line and catch-up point, and the invite link's Copy button.
+// the connection's status line and catch-up point, and the invite link's Copy button;
+// around changing messages: edit in place, delete and react in the background, focus
+// kept; "is typing"; and, while the tab is hidden, unread messages counted in its title.
 (() => {
   "use strict";
 
   // A message sent while connected that the server has not sent back by then is shown
   // as not sent (with Retry: the same nonce, so it can never post twice).
   const CONFIRM_MS = 10_000;
+  // "Is typing" goes out at most this often (the server drops anything more frequent).
+  const TYPING_EVERY_MS = 2_000;
+  const ACTION_ERROR_MS = 6_000;
   const timeFormat = new Intl.DateTimeFormat(undefined, { timeStyle: "short" });
   const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "long" });
   const dayFormat = new Intl.DateTimeFormat(undefined, {
@@ -21,6 +26,10 @@
   let earlierFrom = null; // first message's id when "Load earlier messages" was pressed
   let lastQueued = null; // the pending item htmx is handing to the socket right now
   const retries = []; // pending items to send again, in the order Retry was pressed
+  let typingSentAt = -Infinity; // when this page last said its user is typing
+  let focusedIn = null; // {id, selector}: the control of a message that has the focus
+  const roomTitle = document.title;
+  const unread = { count: 0, mention: false, first: null }; // while the tab is hidden
 
   // Times and days ---------------------------------------------------------------
 
@@ -92,7 +101,10 @@
         if (id <= newestSeen) continue; // an earlier page, a catch-up overlap or an edit
         newestSeen = id;
         if (node.classList.contains("mine")) mine = true;
-        else others = true;
+        else {
+          others = true;
+          countUnread(node);
+        }
       }
     }
     if (mine) scrollToNewest();
@@ -194,6 +206,7 @@
   // The message leaves (now, or queued until the socket is back): clear the box, give the
   // form a new nonce and show the message as on its way.
   document.addEventListener("htmx:ws:before:message:outgoing", (event) => {
+    if (event.target.id === "typing-form") return;
     const values = event.detail.message.values;
     const again = event.target.id === "retry-form" ? retries.shift() : null;
     if (again) {
@@ -217,13 +230,36 @@
     if (item) awaitConfirmation(item);
   });
 
-  // Enter sends, Shift+Enter starts a new line; an empty box sends nothing.
+  // Enter sends (or saves an edit), Shift+Enter starts a new line; an empty box sends
+  // nothing. Escape closes an edit in place, or an open reaction picker.
   document.addEventListener("keydown", (event) => {
-    const box = event.target;
-    if (box.id !== "message-input" || event.key !== "Enter" || event.shiftKey) return;
-    if (event.isComposing) return;
+    const box = event.target instanceof Element ? event.target : null;
+    if (!box || event.isComposing) return;
+    if (event.key === "Escape") {
+      closeEditor(box.closest(".message .edit-form"));
+      closePicker(box.closest(".react-picker[open]"), true);
+      return;
+    }
+    const editing = box.matches(".message .edit-form textarea");
+    if (event.key !== "Enter" || event.shiftKey || !(editing || box.id === "message-input")) return;
     event.preventDefault();
-    if (box.value.trim()) box.form?.requestSubmit();
+    if (editing || box.value.trim()) box.form?.requestSubmit();
+  });
+
+  // Say "I am typing" while there is something in the box. Only while connected: htmx
+  // would queue it, and it would be stale by the time it left.
+  document.addEventListener("input", (event) => {
+    const box = event.target;
+    if (box.id !== "message-input" || !box.value.trim() || connectionState() !== "up") return;
+    const now = performance.now();
+    if (now - typingSentAt < TYPING_EVERY_MS) return;
+    typingSentAt = now;
+    byId("typing-form")?.requestSubmit();
+  });
+
+  // A typing note hides itself (a CSS animation); then it can go.
+  document.addEventListener("animationend", (event) => {
+    if (event.target instanceof Element && event.target.matches(".typing-note")) event.target.remove();
   });
 
   // The connection -----------------------------------------------------------------------
@@ -269,6 +305,163 @@
     failPending(lastQueued, `${event.detail.error}.`);
   });
 
+  // Changing messages ---------------------------------------------------------------------
+
+  function showActionError(text) {
+    const line = byId("action-error");
+    if (!line) return;
+    line.textContent = text;
+    line.hidden = false;
+    clearTimeout(line.hideTimer);
+    line.hideTimer = setTimeout(() => { line.hidden = true; }, ACTION_ERROR_MS);
+  }
+
+  // Reactions and Delete submit the page's #message-actions form (it carries the token)
+  // to the button's formaction. Posted in the background: the change comes back over the
+  // socket, for everyone. (Without script the same buttons post it: 303 back.)
+  async function postAction(form, button) {
+    if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
+    closePicker(button.closest(".react-picker"), false);
+    let response;
+    try {
+      response = await fetch(button.formAction, {
+        method: "POST", body: new FormData(form, button), headers: { "HX-Request": "true" },
+      });
+    } catch {
+      showActionError("Not done: the server cannot be reached.");
+      return;
+    }
+    if (!response.ok) showActionError((await response.text()).slice(0, 200) || `Not done (${response.status}).`);
+  }
+
+  document.addEventListener("submit", (event) => {
+    const form = event.target;
+    const button = event.submitter;
+    if (form.id === "message-actions" && button?.hasAttribute("formaction")) {
+      event.preventDefault();
+      postAction(form, button);
+    } else if (form.matches?.(".message .edit-form")) {
+      form.dataset.saving = ""; // its message comes back changed: the form goes with it
+    }
+  });
+
+  function closePicker(picker, refocus) {
+    if (!picker) return;
+    picker.open = false;
+    if (refocus) picker.querySelector("summary")?.focus();
+  }
+
+  // Editing in place: htmx puts the form after the text (which CSS hides meanwhile).
+  function closeEditor(form) {
+    const message = form?.isConnected ? form.closest(".message") : null;
+    if (!message) return;
+    form.remove();
+    message.querySelector(".edit")?.focus();
+  }
+
+  // htmx focuses a new edit form's box (autofocus): put the caret after the text.
+  document.addEventListener("htmx:after:swap", () => {
+    const box = document.querySelector(".message .edit-form textarea[autofocus]:not([data-placed])");
+    if (!box) return;
+    box.dataset.placed = "";
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+  });
+
+  // Saved (204): close the form, unless the changed message has already replaced it.
+  document.addEventListener("htmx:after:request", (event) => {
+    const form = event.target;
+    if (form?.matches?.(".message .edit-form") && event.detail?.ctx?.response?.status === 204) {
+      closeEditor(form);
+    }
+  });
+
+  // A message that changes is replaced whole. Keep what the reader was doing in it: an
+  // edit they had not saved moves into the new one, and the focus goes back where it was
+  // (the same reaction, the Edit link after a save, else the message itself).
+  function focusKey(element) {
+    if (element.closest(".edit-form")) return "textarea, .edit"; // the form, if it moved with it
+    if (element.matches("button[value]")) return `.reaction[value="${CSS.escape(element.value)}"]`;
+    for (const selector of [".edit", ".delete", ".react", "summary"]) {
+      if (element.matches(selector)) return selector;
+    }
+    return null;
+  }
+
+  document.addEventListener("focusin", (event) => {
+    const message = event.target instanceof Element ? event.target.closest("#messages .message") : null;
+    focusedIn = message ? { id: message.id, selector: focusKey(event.target) } : null;
+  });
+
+  function keepEditing(old, replacement) {
+    const form = old.querySelector(".edit-form");
+    const text = replacement.querySelector(".text:not(.deleted-note)");
+    if (!form || form.dataset.saving !== undefined || !text) return;
+    text.after(form);
+  }
+
+  function restoreFocus(message) {
+    if (focusedIn?.id !== message.id) return;
+    if (document.activeElement && document.activeElement !== document.body) return;
+    const control = (focusedIn.selector && message.querySelector(focusedIn.selector))
+      ?? message.querySelector(".react");
+    if (control) {
+      control.focus();
+      return;
+    }
+    message.tabIndex = -1;
+    message.focus();
+  }
+
+  function noticeReplacements(records) {
+    const replaced = new Map();
+    for (const record of records) {
+      for (const node of record.removedNodes) {
+        if (node instanceof HTMLElement && node.matches(".message")) replaced.set(node.id, node);
+      }
+    }
+    for (const [id, old] of replaced) {
+      const replacement = byId(id);
+      if (!replacement || replacement === old) continue;
+      keepEditing(old, replacement);
+      restoreFocus(replacement);
+    }
+  }
+
+  // Unread, while the tab is hidden ------------------------------------------------------
+
+  // The title counts what arrived: "(3) Chat Room: ABCD", or "(3 @) Chat Room: ABCD" when
+  // one of them mentions the reader. Back on the tab, a "New messages" line marks the first.
+  function countUnread(message) {
+    if (!document.hidden) return;
+    const me = document.body.dataset.me;
+    unread.count += 1;
+    unread.first ??= message.id;
+    if (me && (message.dataset.mentions ?? "").split(" ").includes(me)) unread.mention = true;
+    document.title = `(${unread.count}${unread.mention ? " @" : ""}) ${roomTitle}`;
+  }
+
+  function markUnread(message) {
+    document.querySelector("#messages .unread-line")?.remove();
+    if (!message) return;
+    const line = document.createElement("p");
+    line.className = "unread-line";
+    line.textContent = "New messages";
+    message.before(line);
+    const scroller = document.querySelector(".scroller");
+    if (scroller && line.getBoundingClientRect().top < scroller.getBoundingClientRect().top) {
+      line.scrollIntoView({ block: "start" }); // the first unread one, and read on from there
+      byId("jump-down")?.removeAttribute("hidden");
+    }
+  }
+
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) return;
+    document.title = roomTitle;
+    if (unread.first) markUnread(byId(unread.first));
+    Object.assign(unread, { count: 0, mention: false, first: null });
+  });
+
   // The rest of the page ---------------------------------------------------------------
 
   async function copyField(button) {
@@ -290,6 +483,14 @@
     if (target.closest("#earlier a")) earlierFrom = document.querySelector("#messages .message")?.id;
     const copy = target.closest("[data-copies]");
     if (copy) copyField(copy);
+    const cancel = target.closest(".message .edit-form .cancel");
+    if (cancel) {
+      event.preventDefault();
+      closeEditor(cancel.closest("form"));
+    }
+    for (const picker of document.querySelectorAll(".react-picker[open]")) {
+      if (!picker.contains(target)) closePicker(picker, false);
+    }
     const again = target.closest("#pending .retry");
     if (again) retry(again.closest("li"));
     if (target.closest("#jump-down")) {
@@ -319,6 +520,7 @@
     decorateMessages();
     new MutationObserver((records) => {
       decorateMessages();
+      noticeReplacements(records);
       noticeArrivals(records);
       noticeReturnedForm();
     }).observe(document.body, { childList: true, subtree: true });

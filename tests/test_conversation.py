@@ -225,3 +225,23 @@ async def test_messages_of_another_room_cannot_be_changed_from_this_one(app):
     response = await post_form(ann, f"/rooms/{other}/messages/{message_id}/delete", {})
     assert response.status_code == 404
     assert "in my room" in await text(await ann.get(f"/rooms/{code}"))
+
+
+async def test_the_reaction_picker_is_served_to_members_for_messages_that_exist(app):
+    code, ann, bob = await room_of_two(app)
+    message_id = await posted(ann, code, "pick one")
+    path = f"/rooms/{code}/messages/{message_id}/reactions"
+    inline = await bob.get(path, headers={"HX-Request": "true"})
+    assert inline.status_code == 200
+    assert (await text(inline)).count('name="emoji"') == 6
+    page = await text(await bob.get(path))  # without JavaScript: a page with its own form
+    assert f'<form class="react-form" method="post" action="{path}">' in page
+    assert 'name="csrf_token"' in page
+
+    stranger = await app.test_client().get(path)
+    assert stranger.status_code in (302, 303) and "pick one" not in await text(stranger)
+    assert (await bob.get(f"/rooms/{code}/messages/999999/reactions")).status_code == 404
+    other = await join_room(bob, "Bob")  # a room of Bob's own: Ann's message is not in it
+    assert (await bob.get(f"/rooms/{other}/messages/{message_id}/reactions")).status_code == 404
+    await post_form(ann, f"/rooms/{code}/messages/{message_id}/delete", {})
+    assert (await bob.get(path)).status_code == 404  # deleted: nothing to react to

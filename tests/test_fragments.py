@@ -17,7 +17,7 @@ import pytest
 
 from chat.fragments import Fragments, member_list
 from chat.store import Message, Reaction
-from tests.conftest import ORIGIN, join_room, post_form
+from tests.conftest import ORIGIN, csrf_token, join_room, post_form
 
 SENT_AT = datetime(2024, 2, 29, 23, 59, 58, 987654, tzinfo=UTC)
 CSRF_VALUE = re.compile(r'(name="csrf_token" value=")[^"]+(")')
@@ -88,7 +88,7 @@ def test_links_and_mentions(fragments, snapshot):
     assert '<span class="mention">@Ann</span>' in html
     assert ('<a href="https://example.com/x?a=1&amp;b=" rel="noopener noreferrer nofollow"'
             ' target="_blank">https://example.com/x?a=1&amp;b=</a>&lt;2&gt;.') in html
-    assert html.count("<a ") == 2  # the link, and the Edit control
+    assert html.count("<a ") == 3  # the link, and the "Add a reaction" and Edit controls
     assert html == snapshot
 
 
@@ -144,6 +144,39 @@ def test_live_frames_are_out_of_band_swaps(fragments, snapshot):
         '<span hx-swap-oob="true" id="member-count" class="count">(1)</span>'
     )
     assert frames == snapshot
+
+
+async def test_edit_form_and_reaction_picker(client, snapshot):
+    """Opened in place for htmx (the fragment alone), else a page with its own form."""
+    code = await join_room(client, "Ann")
+    await post_form(client, f"/rooms/{code}/messages", {"message": "Hello <b>there</b>"})
+    page = await (await client.get(f"/rooms/{code}")).get_data(as_text=True)
+    message_id = re.search(r'id="message-(\d+)"', page).group(1)
+    base = f"/rooms/{code}/messages/{message_id}"
+    htmx = {"HX-Request": "true"}
+    answers = {
+        "edit inline": await client.get(f"{base}/edit", headers=htmx),
+        "edit inline, refused": await client.post(
+            f"{base}/edit", form={"message": " ", "csrf_token": await csrf_token(client)},
+            headers={"Origin": ORIGIN, **htmx}),
+        "picker inline": await client.get(f"{base}/reactions", headers=htmx),
+        "picker page": await client.get(f"{base}/reactions"),
+    }
+    html = {name: CSRF_VALUE.sub(r"\1TOKEN\2", await answer.get_data(as_text=True))
+            .replace(code, "CODE").replace(f"/messages/{message_id}/", "/messages/ID/")
+            .replace(f"-{message_id}", "-ID")
+            for name, answer in answers.items()}
+    assert [answer.status_code for answer in answers.values()] == [200, 400, 200, 200]
+    assert html["edit inline"].startswith('<form class="edit-form"')
+    assert 'hx-post="/rooms/CODE/messages/ID/edit"' in html["edit inline"]
+    assert html["edit inline, refused"].startswith('<form class="edit-form"')  # in place
+    assert 'role="alert">Please type a message.</p>' in html["edit inline, refused"]
+    assert html["picker inline"].startswith('<details class="react-picker" open>')
+    assert html["picker inline"].count('form="message-actions"') == 6
+    picker_page = re.search(r'<main class="edit-page">.*</main>', html["picker page"], re.S)
+    assert 'name="csrf_token"' in picker_page.group(0)  # its own form, for no JavaScript
+    html["picker page"] = picker_page.group(0)
+    assert html == snapshot
 
 
 def join_form(html: str) -> str:

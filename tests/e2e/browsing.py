@@ -151,6 +151,14 @@ async def set_hidden(page: Page, hidden: bool) -> None:
     await page.evaluate(set_hidden_script(hidden))
 
 
+def record_sent(page: Page) -> list[str]:
+    """Every frame the page's WebSockets send, in order (listen before the page opens)."""
+    frames: list[str] = []
+    page.on("websocket", lambda socket: socket.on(
+        "framesent", lambda payload: frames.append(str(payload))))
+    return frames
+
+
 def record_frames(page: Page) -> list[str]:
     """Every frame the page's WebSockets receive, in order."""
     frames: list[str] = []
@@ -168,6 +176,19 @@ def message_texts(page: Page):
 
 def pending(page: Page):
     return page.locator("#pending .pending-message")
+
+
+def message_with(page: Page, text: str):
+    """The message (article) whose text contains `text`."""
+    return page.locator("#messages .message", has=page.locator(".text", has_text=text))
+
+
+async def open_editor(page: Page, text: str):
+    """Hover the reader's own message and press its Edit; the edit box that opens."""
+    message = message_with(page, text)
+    await message.hover()
+    await message.get_by_role("link", name="Edit").click()
+    return message.get_by_role("textbox", name="Edit your message")
 
 
 def notices(page: Page, text: str):

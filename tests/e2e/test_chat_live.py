@@ -179,8 +179,9 @@ async def test_server_restart_reconnects_and_catches_up(
         assert not [line for line in user.errors if "Content Security Policy" in line]
 
 
-async def test_background_tab_catches_up_on_what_it_missed(people, live_server: LiveServer) -> None:
-    """htmx closes a hidden tab's socket (pauseOnBackground): on return it must catch up."""
+async def test_background_tab_keeps_receiving(people, live_server: LiveServer) -> None:
+    """A hidden tab keeps its socket (pauseOnBackground is off, so that it can count what
+    arrives in its title): it shows every message once, in order, when shown again."""
     ann = await people(live_server, "Ann")
     bob = await people(live_server, "Bob")
     code = await create_room(ann)
@@ -190,14 +191,13 @@ async def test_background_tab_catches_up_on_what_it_missed(people, live_server: 
     await expect(message_texts(bob.page)).to_have_text(["one"])
 
     await set_hidden(ann.page, True)
-    await expect(ann.page.locator(".room")).not_to_have_attribute("data-connection", "up")
     await send(bob.page, "two, while Ann was away")
     await send(bob.page, "three, while Ann was away")
     await expect(message_texts(bob.page)).to_have_count(3)
-    await expect(message_texts(ann.page)).to_have_count(1)
+    await expect(message_texts(ann.page)).to_have_count(3)
+    await expect(ann.page.locator(".room")).to_have_attribute("data-connection", "up")
 
     await set_hidden(ann.page, False)
-    await wait_live(ann.page)
     await expect(message_texts(ann.page)).to_have_text(
         ["one", "two, while Ann was away", "three, while Ann was away"])
     await send(ann.page, "four")
