@@ -93,7 +93,7 @@ async def reaction_picker(code: str, message_id: int):
         return refusal
     message = await web.current_hub().message(code, message_id)
     if message is None:
-        return MISSING, 404
+        return texts.MESSAGE_MISSING, 404
     template = "fragments/react_picker.html" if _inline() else "react.html"
     return await render_template(template, code=code, message=message)
 
