@@ -11,7 +11,7 @@ from __future__ import annotations
 from quart import Blueprint, redirect, render_template, request, session, url_for
 from quart_schema import DataSource, validate_request
 
-from chat import rooms, texts, web
+from chat import current, rooms, texts, web
 from chat.forms import MessageForm, ReactionForm
 from chat.store import MessageMissing, NotYours, RoomGone
 
@@ -45,7 +45,7 @@ async def edit_form(code: str, message_id: int):
     code, refusal = await web.admit_to_room(code)
     if refusal:
         return refusal
-    message = await web.current_hub().message(code, message_id)
+    message = await current.hub().message(code, message_id)
     if message is None:
         return texts.MESSAGE_MISSING, 404
     if message.author_id != session["user_id"]:
@@ -60,7 +60,7 @@ async def edit(code: str, message_id: int, data: MessageForm):
     if refusal:
         return refusal
     try:
-        await web.current_hub().edit_message(code, message_id, session["user_id"], data.message)
+        await current.hub().edit_message(code, message_id, session["user_id"], data.message)
     except rooms.RuleBroken as broken:
         return await _edit_page(code, message_id, data.message, 400, str(broken))
     except NotYours:
@@ -76,7 +76,7 @@ async def delete(code: str, message_id: int):
     if refusal:
         return refusal
     try:
-        await web.current_hub().delete_message(code, message_id, session["user_id"])
+        await current.hub().delete_message(code, message_id, session["user_id"])
     except NotYours:
         return texts.NOT_YOURS, 403
     except (MessageMissing, RoomGone):
@@ -91,7 +91,7 @@ async def reaction_picker(code: str, message_id: int):
     code, refusal = await web.admit_to_room(code)
     if refusal:
         return refusal
-    message = await web.current_hub().message(code, message_id)
+    message = await current.hub().message(code, message_id)
     if message is None:
         return texts.MESSAGE_MISSING, 404
     template = "fragments/react_picker.html" if _inline() else "react.html"
@@ -108,7 +108,7 @@ async def react(code: str, message_id: int, data: ReactionForm):
         rooms.check_reaction(data.emoji)
     except rooms.RuleBroken as broken:
         return str(broken), 400
-    hub = web.current_hub()
+    hub = current.hub()
     try:
         await hub.react(code, message_id, session["user_id"], session["name"], data.emoji)
     except rooms.RuleBroken as broken:  # reacting too fast
