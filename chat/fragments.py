@@ -48,15 +48,6 @@ def listed(user_id: str, name: str) -> Listed:
     return Listed(member_key(user_id), name, _sort_key(name))
 
 
-def members_version(members: dict[str, str]) -> str:
-    """Names a member list: a page served with this list needs it sent again only if
-    it has changed by the time its socket opens."""
-    digest = hashlib.blake2s(digest_size=6)
-    for user_id, name in sorted(members.items()):
-        digest.update(f"{user_id}\0{name}\0".encode())
-    return digest.hexdigest()
-
-
 def member_list(members: dict[str, str]) -> list[Listed]:
     return sorted((listed(*member) for member in members.items()), key=lambda m: m.sort_key)
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections import deque
-from dataclasses import dataclass
 
 from pydantic import ValidationError
 from quart import Blueprint, session, websocket
@@ -94,22 +92,19 @@ class Connection:
         """The writer ended (the client went, or a fault): stop reading too."""
         self._socket.interrupt()
 
-    async def write(self, hub: Hub, code: str, page: PageState) -> None:
-        """Send the member list (unless the page has it) and what the page missed, then
-        everything queued.
+    async def write(self, hub: Hub, code: str, after_id: int, since: int | None) -> None:
+        """Send the member list and what the page missed, then everything queued.
 
         The subscription started before the catch-up was read, so a message can be in
         both; it is skipped the second time. Ids are compared one by one, not against a
         high-water mark: with several processes a message may arrive after a newer one.
         """
         send, counts = self._socket.send, self._counts
-        members = await hub.members_frame(code, page.members)
-        if members:
-            await send(members)
-            counts.frames_delivered += 1
+        await send(await hub.members_frame(code))
+        counts.frames_delivered += 1
         caught_up: set[int] = set()
         catching_up = False
-        async for message_ids, frame in hub.catch_up_frames(code, page.after, page.since):
+        async for message_ids, frame in hub.catch_up_frames(code, after_id, since):
             if not catching_up:
                 catching_up = True
                 counts.catch_ups += 1  # counted as it starts: the page may show it at once
@@ -132,30 +127,6 @@ class Connection:
             if parts:
                 await send("".join(parts))
                 counts.frames_delivered += 1
-
-
-@dataclass(frozen=True, slots=True)
-class PageState:
-    """What the connecting page already shows, from its `hx-ws:connect` address: its
-    newest message (`after`), the room revision it was rendered at (`since`) and the
-    version of the member list it was served with (`members`; pages drop it when they
-    reconnect, so a reconnect always gets the list)."""
-
-    after: int
-    since: int | None
-    members: str | None
-
-    @classmethod
-    def from_args(cls) -> PageState:
-        members = websocket.args.get("members", "")
-        return cls(
-            after=_number_arg("after") or 0,
-            since=_number_arg("since"),
-            members=members if VERSION.fullmatch(members) else None,
-        )
-
-
-VERSION = re.compile(r"[0-9a-f]{1,32}")
 
 
 def _number_arg(name: str) -> int | None:
@@ -226,7 +197,9 @@ async def _serve(
 ) -> int | None:
     """Read in this task while one writer task sends, until either ends or the
     connection is stopped; the close code to send, if any."""
-    writer = asyncio.create_task(connection.write(hub, code, PageState.from_args()))
+    # `after`: the page's newest message; `since`: the room's revision it was rendered at.
+    after, since = _number_arg("after") or 0, _number_arg("since")
+    writer = asyncio.create_task(connection.write(hub, code, after, since))
     writer.add_done_callback(connection.interrupt_reader)
     read_code: int | None = None
     read_error: Exception | None = None

@@ -23,7 +23,7 @@ from quart_schema import DataSource, RequestSchemaValidationError, validate_requ
 from chat import current, rooms, security, texts
 from chat.current import hub as current_hub
 from chat.forms import JoinForm, MessageForm
-from chat.fragments import member_key, member_list, members_version
+from chat.fragments import member_key, member_list
 from chat.hub import TooManyLookups, TooManyRooms
 from chat.store import RoomGone
 
@@ -175,7 +175,6 @@ async def _room_page(
         live=before_id is None and around_id is None,
         invite=invite,
         members=member_list(members),
-        members_version=members_version(members),
         me=member_key(session["user_id"]),
         lifetime=texts.room_lifetime(current.settings().empty_room_ttl),
         value=value,

@@ -281,8 +281,6 @@
     if (connection?.url) {
       const url = new URL(connection.url);
       url.searchParams.set("after", String(newestMessageId()));
-      // The list the page was served with is only new on the first connect.
-      url.searchParams.delete("members");
       connection.url = url.toString();
     }
     if (event.detail.reason !== "closed") return;

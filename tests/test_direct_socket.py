@@ -11,7 +11,7 @@ from quart.wrappers.websocket import Websocket
 
 from chat import direct_socket
 from chat.broker import RoomEvent
-from chat.live import Connection, PageState
+from chat.live import Connection
 from chat.metrics import Counts
 
 
@@ -34,7 +34,7 @@ class RecordingSocket:
 class QuietHub:
     """A room with no members to list and nothing to catch up."""
 
-    async def members_frame(self, code: str, shown: str | None = None) -> str:
+    async def members_frame(self, code: str) -> str:
         return "<members/>"
 
     async def catch_up_frames(self, code: str, after_id: int, since: int | None = None):
@@ -43,7 +43,7 @@ class QuietHub:
 
 
 async def _frames_after(connection: Connection, socket: RecordingSocket, count: int) -> list[str]:
-    writer = asyncio.create_task(connection.write(QuietHub(), "ROOM", PageState(0, None, None)))
+    writer = asyncio.create_task(connection.write(QuietHub(), "ROOM", 0, None))
     try:
         while len(socket.frames) < count:
             socket.sent.clear()

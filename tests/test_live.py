@@ -12,7 +12,7 @@ from contextlib import AsyncExitStack
 import pytest
 from quart.testing.connections import WebsocketDisconnectError
 
-from tests.conftest import ORIGIN, join_room, post_form
+from tests.conftest import join_room, post_form
 from tests.kit.live import (
     ADD_MEMBER,
     MEMBER,
@@ -194,24 +194,6 @@ async def test_a_join_storm_reaches_members_as_a_few_frames(app):
         assert sorted(listed("".join(frames))) == [f"P{n:02d}" for n in range(12)]
         assert counted(frames[-1]) == "(13)"
         assert "".join(frames).count('id="member-count"') == len(frames)
-
-
-async def test_a_page_served_with_the_current_list_is_not_sent_it_again(app):
-    ann, code = await user(app, "Ann")
-    bob, _ = await user(app, "Bob", code)
-    async with AsyncExitStack() as stack:
-        await arrive(stack, ann, code, "Ann")
-        page = await (await bob.get(f"/rooms/{code}")).get_data(as_text=True)
-        connect = re.search(r'hx-ws:connect="([^"]+)"', page).group(1).replace("&amp;", "&")
-        assert "members=" in connect
-        headers = {"Origin": ORIGIN}
-        bob_ws = await stack.enter_async_context(bob.websocket(connect, headers=headers))
-        first = await receive(bob_ws)
-        assert MEMBER_LIST not in first and "Bob has entered the room" in first
-
-        stale = re.sub(r"members=[0-9a-f]+", "members=0000", connect)
-        async with bob.websocket(stale, headers=headers) as again:
-            assert (await receive(again)).startswith(MEMBER_LIST)
 
 
 async def test_leaving_is_announced_after_the_grace_period(app):

@@ -101,8 +101,8 @@ class Hub:
     async def members(self, code: str) -> dict[str, str]:
         return await self.membership.members(code)
 
-    async def members_frame(self, code: str, shown: str | None = None) -> str:
-        return await self.membership.members_frame(code, shown)
+    async def members_frame(self, code: str) -> str:
+        return await self.membership.members_frame(code)
 
     async def note_name(self, code: str, user_id: str, name: str) -> None:
         await self.messages.note_name(code, user_id, name)

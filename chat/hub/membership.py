@@ -8,7 +8,7 @@ import logging
 
 from chat import texts
 from chat.broker import Broker
-from chat.fragments import Fragments, members_version
+from chat.fragments import Fragments
 from chat.hub.announcements import Announcements
 from chat.hub.connections import Connections, LiveConnection
 from chat.hub.empty_rooms import EmptyRooms
@@ -90,13 +90,10 @@ class Membership:
         """The room's members: user id -> display name."""
         return await self.presence.members(code)
 
-    async def members_frame(self, code: str, shown: str | None = None) -> str:
-        """The whole member list, for a page that connects; nothing when the page was
-        served with this very list (`shown`: its `members_version`). Pages arriving
-        together in a room that has not changed meanwhile share one rendering."""
+    async def members_frame(self, code: str) -> str:
+        """The whole member list, for a page that connects. Pages arriving together in a
+        room that has not changed meanwhile share one rendering."""
         members = await self.presence.members(code)
-        if shown is not None and shown == members_version(members):
-            return ""
         cached = self._member_lists.get(code)
         if cached is not None and cached[0] == members:
             return cached[1]
