@@ -63,10 +63,6 @@ async def edit(code: str, message_id: int, data: MessageForm):
         await current.hub().edit_message(code, message_id, session["user_id"], data.message)
     except rooms.RuleBroken as broken:
         return await _edit_page(code, message_id, data.message, 400, str(broken))
-    except NotYours:
-        return texts.NOT_YOURS, 403
-    except (MessageMissing, RoomGone):
-        return texts.MESSAGE_MISSING, 404
     return _done(code)
 
 
@@ -75,12 +71,7 @@ async def delete(code: str, message_id: int):
     code, refusal = await web.admit_to_room(code)
     if refusal:
         return refusal
-    try:
-        await current.hub().delete_message(code, message_id, session["user_id"])
-    except NotYours:
-        return texts.NOT_YOURS, 403
-    except (MessageMissing, RoomGone):
-        return texts.MESSAGE_MISSING, 404
+    await current.hub().delete_message(code, message_id, session["user_id"])
     return _done(code)
 
 
@@ -113,6 +104,16 @@ async def react(code: str, message_id: int, data: ReactionForm):
         await hub.react(code, message_id, session["user_id"], session["name"], data.emoji)
     except rooms.RuleBroken as broken:  # reacting too fast
         return str(broken), 429
-    except (MessageMissing, RoomGone):
-        return texts.MESSAGE_MISSING, 404
     return _done(code)
+
+
+# Someone else's message, or none (any more): the same answer from every route here.
+@blueprint.errorhandler(NotYours)
+async def not_yours(_: NotYours):
+    return texts.NOT_YOURS, 403
+
+
+@blueprint.errorhandler(MessageMissing)
+@blueprint.errorhandler(RoomGone)
+async def missing(_: LookupError):
+    return texts.MESSAGE_MISSING, 404
