@@ -7,6 +7,7 @@ A live frame wraps fragments in an out-of-band swap that says where htmx puts th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
@@ -52,6 +53,11 @@ def member_list(members: dict[str, str]) -> list[Listed]:
     return sorted((listed(*member) for member in members.items()), key=lambda m: m.sort_key)
 
 
+# Member-list items rendered once per (user, name) and kept: every page of a big room
+# shows every member, so a room filling up would otherwise render N items N times.
+MEMBER_ITEMS_KEPT = 20_000
+
+
 class Fragments:
     def __init__(self, jinja: Environment) -> None:
         # Quart's environment renders asynchronously; fragments are rendered on the hot
@@ -67,6 +73,9 @@ class Fragments:
         self._message_form = jinja.get_template("fragments/message_form.html")
         self._page = jinja.get_template("fragments/earlier.html")
         self._typing = jinja.get_template("fragments/typing.html")
+        self._member_item = functools.lru_cache(maxsize=MEMBER_ITEMS_KEPT)(
+            self._render_member_item
+        )
 
     def message(self, message: Message, mentionable: Mentionable | None = None) -> str:
         return self._message.render(message=message, mentionable=mentionable or {})
@@ -89,7 +98,13 @@ class Fragments:
         return self._notice.render(text=text)
 
     def members(self, members: dict[str, str]) -> str:
-        return self._members.render(members=member_list(members))
+        """The whole member list, sorted as pages sort live arrivals."""
+        items = sorted(self._member_item(*member) for member in members.items())
+        return self._members.render(items=[html for _, html in items])
+
+    def _render_member_item(self, user_id: str, name: str) -> tuple[str, Markup]:
+        member = listed(user_id, name)
+        return member.sort_key, Markup(self._member.render(member=member))
 
     def message_form(
         self, room: str, value: str = "", error: str | None = None, nonce: str | None = None
@@ -135,7 +150,7 @@ class Fragments:
     # Member-list changes: one list item at a time, not the whole list, so a join costs
     # the same in a room of 1,000; the count follows once per announcement frame.
     def member_added(self, user_id: str, name: str) -> str:
-        item = self._member.render(member=listed(user_id, name))
+        _, item = self._member_item(user_id, name)
         return _out_of_band("upsert key:data-sort target:#members", item)
 
     def member_removed(self, user_id: str) -> str:

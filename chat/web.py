@@ -23,7 +23,7 @@ from quart_schema import DataSource, RequestSchemaValidationError, validate_requ
 from chat import current, rooms, security, texts
 from chat.current import hub as current_hub
 from chat.forms import JoinForm, MessageForm
-from chat.fragments import member_key, member_list
+from chat.fragments import member_key
 from chat.hub import TooManyLookups, TooManyRooms
 from chat.store import RoomGone
 
@@ -163,9 +163,7 @@ async def _room_page(
     before_id, around_id = _before_id(), _before_id("around")
     page, history, revision = await hub.history_page(code, before_id, around_id)
     invite = url_for("web.home", code=code, _external=True)
-    # The viewer is in the room even before (or without) a live connection: a page
-    # without JavaScript never connects, and must not say "Here now (0)".
-    members = {**await hub.members(code), session["user_id"]: session["name"]}
+    members = await hub.member_list(code, session["user_id"], session["name"])
     html = await render_template(
         "room.html",
         code=code,
@@ -174,7 +172,7 @@ async def _room_page(
         revision=revision,
         live=before_id is None and around_id is None,
         invite=invite,
-        members=member_list(members),
+        members=Markup(members),
         me=member_key(session["user_id"]),
         lifetime=texts.room_lifetime(current.settings().empty_room_ttl),
         value=value,

@@ -98,11 +98,11 @@ class Hub:
     async def exit(self, code: str, user_id: str, connection: LiveConnection) -> None:
         await self.membership.exit(code, user_id, connection)
 
-    async def members(self, code: str) -> dict[str, str]:
-        return await self.membership.members(code)
-
     async def members_frame(self, code: str) -> str:
         return await self.membership.members_frame(code)
+
+    async def member_list(self, code: str, viewer_id: str, viewer_name: str) -> str:
+        return await self.membership.member_list(code, viewer_id, viewer_name)
 
     async def note_name(self, code: str, user_id: str, name: str) -> None:
         await self.messages.note_name(code, user_id, name)

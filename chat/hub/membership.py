@@ -86,9 +86,12 @@ class Membership:
     def _announce(self, code: str, notice: str, member_changes: str) -> None:
         self._announcements.add(code, self._fragments.notice_frame(notice) + member_changes)
 
-    async def members(self, code: str) -> dict[str, str]:
-        """The room's members: user id -> display name."""
-        return await self.presence.members(code)
+    async def member_list(self, code: str, viewer_id: str, viewer_name: str) -> str:
+        """The member list a room page shows. The viewer is in the room even before (or
+        without) a live connection: a page without JavaScript never connects, and must
+        not say "Here now (0)"."""
+        members = {**await self.presence.members(code), viewer_id: viewer_name}
+        return self._fragments.members(members)
 
     async def members_frame(self, code: str) -> str:
         """The whole member list, for a page that connects. Pages arriving together in a
