@@ -147,22 +147,27 @@ class Fragments:
     def members_frame(self, members: dict[str, str]) -> str:
         return _out_of_band("innerHTML:#presence", self.members(members))
 
-    # Member-list changes: one list item at a time, not the whole list, so a join costs
-    # the same in a room of 1,000; the count follows once per announcement frame.
-    def member_added(self, user_id: str, name: str) -> str:
-        _, item = self._member_item(user_id, name)
-        return _out_of_band("upsert key:data-sort target:#members", item)
-
-    def member_removed(self, user_id: str) -> str:
-        return _deleted_member(user_id)
-
-    def member_renamed(self, user_id: str, name: str) -> str:
-        # The item moves (the list is sorted by name): out under the old, in under the new.
-        return _deleted_member(user_id) + self.member_added(user_id, name)
-
-    def announcement_frame(self, changes: list[str], count: int) -> str:
-        """Notices and member-list changes gathered for a room, and its count now."""
-        return "".join(changes) + self._count_frame(count)
+    # Member-list changes: list items, not the whole list, so a join costs the same in a
+    # room of 1,000. Items of one announcement share one swap; an item that moves (a
+    # rename: the list is sorted by name) or goes is deleted first.
+    def announcement_frame(
+        self,
+        notices: Sequence[str],
+        removed_first: Iterable[str],
+        listed: Mapping[str, str | None],
+        count: int,
+    ) -> str:
+        """Notices and member-list changes gathered for a room (`listed`: user id -> name
+        now, None when gone), and its count now."""
+        parts = [_deleted_member(user_id) for user_id in removed_first]
+        if notices:
+            html = "".join(self.notice(text) for text in notices)
+            parts.append(_out_of_band("beforeend:#messages", html))
+        items = [self._member_item(user_id, name)[1] for user_id, name in listed.items() if name]
+        if items:
+            parts.append(_out_of_band("upsert key:data-sort target:#members", "".join(items)))
+        parts.append(self._count_frame(count))
+        return "".join(parts)
 
     # The page includes these templates as they are; pushed alone, they carry the
     # attribute that tells htmx to swap them in place.
@@ -194,7 +199,7 @@ def message_text(message: Message, mentionable: Mentionable) -> tuple[Markup, li
 
 
 def _deleted_member(user_id: str) -> str:
-    return f'<li id="member-{listed(user_id, "").key}" hx-swap-oob="delete"></li>'
+    return f'<li id="member-{member_key(user_id)}" hx-swap-oob="delete"></li>'
 
 
 def _out_of_band(swap: str, inner: str) -> str:

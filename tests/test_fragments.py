@@ -126,8 +126,8 @@ def test_live_frames_are_out_of_band_swaps(fragments, snapshot):
         "messages": str(fragments.messages_frame([message("first", message_id=7), message()])),
         "notice": str(fragments.notice_frame("Ann has left the room")),
         "members": str(fragments.members_frame({"user-1": "Ann"})),
-        "arrival": fragments.announcement_frame([fragments.member_added("user-1", "Ann")], 2),
-        "departure": fragments.announcement_frame([fragments.member_removed("user-1")], 1),
+        "arrival": fragments.announcement_frame([], [], {"user-1": "Ann"}, 2),
+        "departure": fragments.announcement_frame([], ["user-1"], {"user-1": None}, 1),
     }
     assert frames["messages"].startswith('<div hx-swap-oob="upsert:#messages">')
     assert frames["notice"].startswith('<div hx-swap-oob="beforeend:#messages">')

@@ -194,6 +194,9 @@ async def test_a_join_storm_reaches_members_as_a_few_frames(app):
         assert sorted(listed("".join(frames))) == [f"P{n:02d}" for n in range(12)]
         assert counted(frames[-1]) == "(13)"
         assert "".join(frames).count('id="member-count"') == len(frames)
+        # ... and in one swap each for their notices and for their list items.
+        assert "".join(frames).count(ADD_MEMBER) == len(frames)
+        assert "".join(frames).count('hx-swap-oob="beforeend:#messages"') == len(frames)
 
 
 async def test_leaving_is_announced_after_the_grace_period(app):

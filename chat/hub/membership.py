@@ -41,7 +41,11 @@ class Membership:
         )
         self._member_lists: dict[str, tuple[dict[str, str], str]] = {}  # room -> last sent
         self._announcements = Announcements(
-            broker.publish, self.presence.count, fragments.announcement_frame
+            broker.publish,
+            self.presence.count,
+            lambda changes, count: fragments.announcement_frame(
+                changes.notices, changes.removed_first, changes.listed, count
+            ),
         )
 
     async def stop(self) -> None:
@@ -54,14 +58,13 @@ class Membership:
         arrival = await self.presence.arrive(code, user_id, name)
         if arrival.renamed_from:
             notice = texts.renamed(arrival.renamed_from, name)
-            self._announce(code, notice, self._fragments.member_renamed(user_id, name))
+            self._announcements.add(code, notice, user_id, name, moved=True)
         if not arrival.entered:
             return
         self._empty_rooms.cancel_deletion(code)
         await self._store.set_room_empty(code, None)
         log.info("user entered: room=%s user=%s", code, user_id)
-        notice = texts.entered(name)
-        self._announce(code, notice, self._fragments.member_added(user_id, name))
+        self._announcements.add(code, texts.entered(name), user_id, name)
 
     async def exit(self, code: str, user_id: str, connection: LiveConnection) -> None:
         self._connections.discard(connection)
@@ -70,7 +73,7 @@ class Membership:
 
     async def _left(self, code: str, user_id: str, name: str) -> None:
         log.info("user left: room=%s user=%s", code, user_id)
-        self._announce(code, texts.left(name), self._fragments.member_removed(user_id))
+        self._announcements.add(code, texts.left(name), user_id, None)
         if await self.presence.count(code) == 0:
             await self._store.set_room_empty(code, utc_now())
             self._empty_rooms.schedule_deletion(code)
@@ -78,13 +81,7 @@ class Membership:
     async def _corrected(self, code: str, user_id: str, name: str | None) -> None:
         """After a fault, shared presence knows better than what pages were told: fix the
         lists (nobody came or went, so no notice)."""
-        if name is None:
-            self._announcements.add(code, self._fragments.member_removed(user_id))
-        else:
-            self._announcements.add(code, self._fragments.member_added(user_id, name))
-
-    def _announce(self, code: str, notice: str, member_changes: str) -> None:
-        self._announcements.add(code, self._fragments.notice_frame(notice) + member_changes)
+        self._announcements.add(code, None, user_id, name)
 
     async def member_list(self, code: str, viewer_id: str, viewer_name: str) -> str:
         """The member list a room page shows. The viewer is in the room even before (or
