@@ -1,20 +1,25 @@
-"""The WebSocket object our handlers get: Quart's, with a direct send and a stoppable read.
+"""The WebSocket our handlers get: Quart's, with a direct send, a read straight from the
+ASGI server, and a way to stop that read.
 
 Quart 0.22's `Websocket.send` yields to the loop (`asyncio.sleep(0)`), rebuilds headers
 through `accept()` and fires the `websocket_sent` signal on every send; `receive` calls
 `accept()` every time too. A live connection sends a frame per delivery, so
 `DirectWebsocket` (installed with Quart's public hook `app.websocket_class`) accepts once
 and then hands frames straight to the ASGI server's `send`. Nothing here listens to
-`websocket_sent`.
+`websocket_sent` or `websocket_received`.
 
-`interrupt()` makes the handler's pending (or next) `receive()` raise `Interrupted`, by
-putting a marker into the queue Quart's receiver fills: the handler can read in its own
-task and still be stopped by the writer or the hub, without cancelling a task Quart also
-cancels when the client goes.
+Quart's `ASGIWebsocketConnection` runs each socket as two more tasks (one copying the
+server's events into a queue of its own, one running the handler). `DirectConnection`
+(installed with `app.asgi_websocket_class`) runs the handler in the server's own task,
+which reads the server's events itself: two tasks and a queue less per socket, and the
+server's bounded queue holds back a client that sends faster than it is read.
 
-Both rely on how Quart builds the object (`send` is `partial(send_data, asgi_send)`,
-`receive` is the `get` of an `asyncio.Queue`); `check_quart()` verifies that at start and
-raises `SocketHookError` if Quart changed.
+`interrupt()` makes the handler's pending (or next) `receive()` raise `Interrupted`: the
+writer or the hub can stop a connection's read, and only its read (the pending `receive`
+is cancelled and the cancellation taken back, so a shutdown's cancellation still goes
+through).
+
+What Quart builds is checked at start (`check_quart`): `SocketHookError` if it changed.
 """
 
 from __future__ import annotations
@@ -36,7 +41,51 @@ class Interrupted(Exception):
     """`receive()` was interrupted: the connection is being stopped."""
 
 
-_INTERRUPT = object()
+class Disconnected(ConnectionError):
+    """The client went away while the handler was reading."""
+
+
+class Inbox:
+    """The handler's side of the server's events: frames in, a disconnect raised, and a
+    read that `interrupt()` stops."""
+
+    __slots__ = ("_gone", "_reader", "_receive", "_stopped")
+
+    def __init__(self) -> None:
+        self._receive: Any = None
+        self._reader: asyncio.Task | None = None
+        self._stopped = False
+        self._gone: Disconnected | None = None
+
+    def attach(self, receive: Any) -> None:
+        self._receive = receive
+
+    async def get(self) -> str | bytes | None:
+        while True:
+            if self._stopped:
+                raise Interrupted
+            if self._gone is not None:
+                raise self._gone
+            reader = self._reader = asyncio.current_task()
+            try:
+                event = await self._receive()
+            except asyncio.CancelledError:
+                if self._stopped and reader.uncancel() == 0:  # ours, not a shutdown's
+                    raise Interrupted from None
+                raise
+            finally:
+                self._reader = None
+            kind = event["type"]
+            if kind == "websocket.receive":
+                return event.get("bytes") or event.get("text")
+            if kind == "websocket.disconnect":
+                self._gone = Disconnected(event.get("code"))
+
+    def interrupt(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            if self._reader is not None:
+                self._reader.cancel()
 
 
 def _asgi_send(send: Any) -> Any | None:
@@ -46,9 +95,25 @@ def _asgi_send(send: Any) -> Any | None:
     return None
 
 
-def _queue(receive: Any) -> asyncio.Queue | None:
-    queue = getattr(receive, "__self__", None)
-    return queue if isinstance(queue, asyncio.Queue) else None
+def _inbox(receive: Any) -> Inbox | None:
+    inbox = getattr(receive, "__self__", None)
+    return inbox if isinstance(inbox, Inbox) else None
+
+
+class DirectConnection(ASGIWebsocketConnection):
+    """Quart's ASGI WebSocket connection, run in the server's task (see the module)."""
+
+    def __init__(self, app: Quart, scope: Any) -> None:  # Quart's, minus its queue
+        self.app = app
+        self.scope = scope
+        self._accepted = False
+        self._closed = False
+        self.queue = Inbox()  # Quart gives the Websocket `self.queue.get` as its receive
+
+    async def __call__(self, receive: Any, send: Any) -> None:
+        self.queue.attach(receive)
+        websocket = self._create_websocket_from_scope(send)
+        await self.handle_websocket(websocket, send)
 
 
 class DirectWebsocket(Websocket):
@@ -56,7 +121,7 @@ class DirectWebsocket(Websocket):
         super().__init__(*args, **kwargs)
         self._accepted = False
         self._direct_send = _asgi_send(self._send)
-        self._inbox = _queue(self._receive)
+        self._inbox = _inbox(self._receive)
 
     async def accept(self, headers: Any = None, subprotocol: str | None = None) -> None:
         await super().accept(headers, subprotocol)
@@ -70,19 +135,15 @@ class DirectWebsocket(Websocket):
         else:
             await self._direct_send({"type": "websocket.send", "bytes": data, "text": None})
 
-    async def receive(self) -> str | bytes:
+    async def receive(self) -> str | bytes | None:
         if not self._accepted:
             await self.accept()
-        data = await self._receive()
-        if data is _INTERRUPT:
-            raise Interrupted
-        return data
+        return await self._receive()
 
     def interrupt(self) -> None:
-        """Make the pending or next `receive()` raise `Interrupted` (idempotent enough:
-        a second marker is never read)."""
+        """Make the pending or next `receive()` raise `Interrupted`."""
         if self._inbox is not None:
-            self._inbox.put_nowait(_INTERRUPT)
+            self._inbox.interrupt()
 
 
 def check_quart(app: Quart) -> None:
@@ -93,7 +154,9 @@ def check_quart(app: Quart) -> None:
 
     scope = {"type": "websocket", "path": "/", "query_string": b"", "scheme": "ws",
              "headers": [], "root_path": "", "http_version": "1.1", "subprotocols": []}
-    probe = ASGIWebsocketConnection(app, scope)  # type: ignore[arg-type]
+    if app.asgi_websocket_class is not DirectConnection:
+        raise SocketHookError("app.asgi_websocket_class is not DirectConnection")
+    probe = DirectConnection(app, scope)
     socket = probe._create_websocket_from_scope(asgi_send)
     if not isinstance(socket, DirectWebsocket):
         raise SocketHookError("app.websocket_class is not DirectWebsocket")
@@ -101,10 +164,11 @@ def check_quart(app: Quart) -> None:
         raise SocketHookError("Quart's Websocket no longer sends through "
                               "partial(send_data, send): check chat/direct_socket.py")
     if socket._inbox is not probe.queue:
-        raise SocketHookError("Quart's Websocket no longer receives from an asyncio.Queue: "
-                              "check chat/direct_socket.py")
+        raise SocketHookError("Quart's Websocket no longer receives from the connection's "
+                              "queue: check chat/direct_socket.py")
 
 
 def install(app: Quart) -> None:
     app.websocket_class = DirectWebsocket
+    app.asgi_websocket_class = DirectConnection
     check_quart(app)

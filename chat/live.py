@@ -1,9 +1,10 @@
 """Live connections: the `/rooms/<code>/ws` WebSocket that htmx's `hx-ws` talks to.
 
-Each connection reads frames and posts them through the hub, and has one writer task
-draining a bounded queue of frames made by `chat.fragments`; a client that lets its
-queue overflow is closed with 1013 (htmx reconnects and catches up) so it never holds up
-the room. Close codes are in `chat.close_codes`, close reasons in `chat.texts`.
+Each connection sends what the page missed, then reads frames and posts them through the
+hub in the server's own task, while a short task sends the bounded queue of frames made
+by `chat.fragments` whenever it holds any; a client that lets its queue overflow is
+closed with 1013 (htmx reconnects and catches up) so it never holds up the room.
+Close codes are in `chat.close_codes`, close reasons in `chat.texts`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 
 from pydantic import ValidationError
 from quart import Blueprint, session, websocket
@@ -46,15 +46,17 @@ class Refused(Exception):
 
 
 class Connection:
-    """One socket's outgoing side: a bounded queue drained by one writer.
+    """One socket's outgoing side: a bounded list of frames, sent by a short task that
+    runs while anything is queued.
 
-    The queue is a deque and one wake-up future rather than an asyncio.Queue: with one
-    producer side that never waits and one consumer, that is all it needs, and an idle
-    connection holds a third of the memory. The writer sends whatever is queued when it
-    wakes as one frame (pages accept frames holding many out-of-band fragments).
+    An idle connection holds no task of its own, and a wake-up costs one task, the same
+    as waking a long-lived writer. Whatever is queued when the task runs leaves as one
+    frame (pages accept frames holding many out-of-band fragments). Nothing is sent
+    before the catch-up, which the handler sends first.
     """
 
-    __slots__ = ("_counts", "_limit", "_pending", "_socket", "_wakeup", "close_code", "user_id")
+    __slots__ = ("_caught_up", "_counts", "_limit", "_pending", "_sender", "_socket",
+                 "close_code", "user_id", "write_error")
 
     def __init__(
         self, queue_size: int, socket: DirectWebsocket, counts: Counts, user_id: str
@@ -62,11 +64,14 @@ class Connection:
         self.user_id = user_id
         self._limit = queue_size
         self._counts = counts
-        self._pending: deque[tuple[int | None, str]] = deque()
-        self._wakeup: asyncio.Future[None] | None = None
+        self._pending: list[tuple[int | None, str]] = []
         self._socket = socket
+        self._sender: asyncio.Task | None = None
+        # Message ids the catch-up sent (skipped when they come live); None before it.
+        self._caught_up: set[int] | None = None
         # Set when the socket must close with this code; the reader is interrupted.
         self.close_code: int | None = None
+        self.write_error: Exception | None = None
 
     def __call__(self, event: RoomEvent) -> None:
         if event.skip_user != self.user_id:
@@ -79,54 +84,75 @@ class Connection:
             self.stop(CATCH_UP)  # fell behind: it reconnects and catches up
             return
         self._pending.append((message_id, html))
-        wakeup = self._wakeup
-        if wakeup is not None and not wakeup.done():
-            wakeup.set_result(None)
+        if self._sender is None and self._caught_up is not None:
+            self._sender = asyncio.get_running_loop().create_task(self._send_pending())
 
     def stop(self, close_code: int) -> None:
         if self.close_code is None:
             self.close_code = close_code
             self._socket.interrupt()
 
-    def interrupt_reader(self, _writer: object = None) -> None:
-        """The writer ended (the client went, or a fault): stop reading too."""
-        self._socket.interrupt()
-
-    async def write(self, hub: Hub, code: str, after_id: int, since: int | None) -> None:
-        """Send the member list and what the page missed, then everything queued.
+    async def catch_up(self, hub: Hub, code: str, after_id: int, since: int | None) -> None:
+        """Send the member list and what the page missed, then what queued meanwhile.
 
         The subscription started before the catch-up was read, so a message can be in
         both; it is skipped the second time. Ids are compared one by one, not against a
         high-water mark: with several processes a message may arrive after a newer one.
         """
         send, counts = self._socket.send, self._counts
+        if self.close_code is not None:  # stopped as it came (the server shutting down)
+            return
         await send(await hub.members_frame(code))
         counts.frames_delivered += 1
         caught_up: set[int] = set()
-        catching_up = False
+        frames = 0
         async for message_ids, frame in hub.catch_up_frames(code, after_id, since):
-            if not catching_up:
-                catching_up = True
+            if self.close_code is not None:
+                return
+            if not frames:
                 counts.catch_ups += 1  # counted as it starts: the page may show it at once
+            frames += 1
             caught_up.update(message_ids)
             await send(frame)
             counts.frames_delivered += 1
-        pending = self._pending
-        loop = asyncio.get_running_loop()
-        while True:
-            while not pending:
-                self._wakeup = loop.create_future()
-                await self._wakeup
-            parts: list[str] = []
-            while pending:
-                message_id, html = pending.popleft()
-                if caught_up and message_id in caught_up:
-                    caught_up.discard(message_id)
-                    continue
-                parts.append(html)
-            if parts:
-                await send("".join(parts))
-                counts.frames_delivered += 1
+        self._caught_up = caught_up
+        if self._pending and self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(self._send_pending())
+
+    async def _send_pending(self) -> None:
+        caught_up, counts = self._caught_up, self._counts
+        try:
+            while self._pending:
+                pending, self._pending = self._pending, []
+                if caught_up:
+                    pending = _not_yet_sent(pending, caught_up)
+                if pending:
+                    await self._socket.send("".join(html for _, html in pending))
+                    counts.frames_delivered += 1
+        except Exception as error:  # the client went, or a fault: stop reading too
+            self.write_error = error
+            self._socket.interrupt()
+        finally:
+            self._sender = None
+
+    async def finish(self) -> None:
+        """Stop sending: the connection is over."""
+        sender = self._sender
+        if sender is not None:
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+
+
+def _not_yet_sent(
+    pending: list[tuple[int | None, str]], caught_up: set[int]
+) -> list[tuple[int | None, str]]:
+    fresh = []
+    for message_id, html in pending:
+        if message_id in caught_up:
+            caught_up.discard(message_id)
+        else:
+            fresh.append((message_id, html))
+    return fresh
 
 
 def _number_arg(name: str) -> int | None:
@@ -195,29 +221,26 @@ async def room_socket(code: str) -> None:
 async def _serve(
     hub: Hub, code: str, user_id: str, name: str, connection: Connection
 ) -> int | None:
-    """Read in this task while one writer task sends, until either ends or the
-    connection is stopped; the close code to send, if any."""
+    """Send the catch-up, then read in this task while sends run beside it, until the
+    client goes or the connection is stopped; the close code to send, if any."""
     # `after`: the page's newest message; `since`: the room's revision it was rendered at.
     after, since = _number_arg("after") or 0, _number_arg("since")
-    writer = asyncio.create_task(connection.write(hub, code, after, since))
-    writer.add_done_callback(connection.interrupt_reader)
     read_code: int | None = None
     read_error: Exception | None = None
     try:
+        await connection.catch_up(hub, code, after, since)
         read_code = await _read(hub, code, user_id, name, connection)
     except Interrupted:
-        pass  # stopped, or the writer ended: decided below
-    except Exception as error:  # a fault while posting: the writer must still stop
+        pass  # stopped, or a send failed: decided below
+    except Exception as error:  # the client went, or a fault while posting
         read_error = error
     finally:
-        writer.cancel()
-        await asyncio.gather(writer, return_exceptions=True)
+        await connection.finish()
     if connection.close_code is not None:
         if connection.close_code == CATCH_UP:
             log.info("connection asked to catch up: room=%s user=%s", code, user_id)
         return connection.close_code
-    write_error = None if writer.cancelled() else writer.exception()
-    for error in (read_error, write_error):
+    for error in (read_error, connection.write_error):
         if error is None:
             continue
         if isinstance(error, ConnectionError):

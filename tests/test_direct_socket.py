@@ -43,14 +43,13 @@ class QuietHub:
 
 
 async def _frames_after(connection: Connection, socket: RecordingSocket, count: int) -> list[str]:
-    writer = asyncio.create_task(connection.write(QuietHub(), "ROOM", 0, None))
+    await connection.catch_up(QuietHub(), "ROOM", 0, None)  # type: ignore[arg-type]
     try:
         while len(socket.frames) < count:
             socket.sent.clear()
             await asyncio.wait_for(socket.sent.wait(), 2)
     finally:
-        writer.cancel()
-        await asyncio.gather(writer, return_exceptions=True)
+        await connection.finish()
     return socket.frames
 
 
@@ -76,23 +75,54 @@ async def test_a_connection_that_falls_behind_is_stopped_and_its_read_interrupte
     assert connection.close_code == 1013
 
 
-async def test_an_interrupted_read_raises_and_messages_before_it_still_arrive() -> None:
-    app = Quart(__name__)
-    direct_socket.install(app)
-    connection = direct_socket.ASGIWebsocketConnection(app, {
+def _socket_with_inbox(app: Quart) -> tuple[direct_socket.DirectWebsocket, asyncio.Queue]:
+    """A socket as Quart builds it for a connection, reading from a queue of server events."""
+    connection = direct_socket.DirectConnection(app, {
         "type": "websocket", "path": "/", "query_string": b"", "scheme": "ws", "headers": [],
         "root_path": "", "http_version": "1.1", "subprotocols": []})
+    events: asyncio.Queue = asyncio.Queue()
 
     async def asgi_send(message: object) -> None:
         return None
 
+    connection.queue.attach(events.get)
     socket = connection._create_websocket_from_scope(asgi_send)
     socket._accepted = True
-    await connection.queue.put("hello")
-    socket.interrupt()
+    return socket, events
+
+
+async def test_a_read_gets_frames_and_stops_when_interrupted_or_the_client_goes() -> None:
+    app = Quart(__name__)
+    direct_socket.install(app)
+    socket, events = _socket_with_inbox(app)
+    await events.put({"type": "websocket.connect"})
+    await events.put({"type": "websocket.receive", "text": "hello"})
     assert await socket.receive() == "hello"
+    reading = asyncio.create_task(socket.receive())
+    await asyncio.sleep(0)
+    socket.interrupt()  # the pending read stops ...
     with pytest.raises(direct_socket.Interrupted):
+        await reading
+    with pytest.raises(direct_socket.Interrupted):  # ... and so does the next
         await socket.receive()
+
+    gone, events = _socket_with_inbox(app)
+    await events.put({"type": "websocket.disconnect", "code": 1001})
+    for _ in range(2):  # every read after the client went says so
+        with pytest.raises(direct_socket.Disconnected):
+            await gone.receive()
+
+
+async def test_an_interrupt_does_not_swallow_a_shutdown_cancelling_the_reader() -> None:
+    app = Quart(__name__)
+    direct_socket.install(app)
+    socket, _ = _socket_with_inbox(app)
+    reading = asyncio.create_task(socket.receive())
+    await asyncio.sleep(0)
+    reading.cancel()  # the server shutting down
+    socket.interrupt()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
 
 
 def test_the_start_is_refused_when_quart_builds_another_websocket() -> None:
@@ -106,5 +136,6 @@ def test_the_start_is_refused_when_quart_builds_another_websocket() -> None:
 
     app = Quart(__name__)
     app.websocket_class = Subclass
+    app.asgi_websocket_class = direct_socket.DirectConnection
     with pytest.raises(direct_socket.SocketHookError, match="send_data"):
         direct_socket.check_quart(app)

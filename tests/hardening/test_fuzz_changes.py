@@ -9,6 +9,7 @@ typed reaches another member as markup; the room keeps working.
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import given
@@ -67,10 +68,16 @@ def test_change_routes_never_fail_nor_touch_what_is_not_yours(arena: Arena, whic
                                           fields)
         assert reply.status < 500, (reply.status, reply.text[-2000:])
         assert not raw_markup_in(reply.text.split("<body>", 1)[-1]), reply.text[-3000:]
+        # Refused before anyone's rights are looked at: no such address (404), a body over
+        # the 64 KiB limit (413), a form with the field twice (400).
+        too_big = len(urlencode(fields).encode()) > 64 * 1024
+        malformed = ((reply.status == 404 and not target.isdecimal())
+                     or (reply.status == 413 and too_big)
+                     or (reply.status == 400 and len(values) > 1))
         if not keep_token:
-            assert reply.status == 403
+            assert reply.status == 403 or malformed
         if which == "others" and action != "reactions":
-            assert reply.status == 403
+            assert reply.status == 403 or malformed
         if which == "unknown" and keep_token:
             assert reply.status in (400, 404)
         if reply.status >= 400 and target.isdecimal() and int(target) in before:
