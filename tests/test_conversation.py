@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack
 
 import pytest
 
-from tests.conftest import csrf_token, join_room, post_form
+from tests.kit.in_process import csrf_token, join_room, post_form
 from tests.kit.live import (
     articles,
     is_quiet,
