@@ -4,10 +4,12 @@
 its sizes) and writes one JSON result on stdout; progress goes to stderr. The runner
 pins this process to cores of its own.
 
-Browser flow (target "browser": true): GET / → POST / with the form's hidden inputs,
-keeping cookies → 303 → GET the room page → WebSocket from the page's `hx-ws:connect`
-with `Origin` and the cookie → text frames `{"message": ..., "headers": {...}}`.
-Floor servers (browser false) get the WebSocket step only.
+Browser flow (target "browser": true), read and written with the test kit's forms
+(tests/kit/forms.py), as the tests' scripted browser does: GET / → POST / with the form's
+hidden inputs, keeping cookies → 303 → GET the room page → WebSocket from the page's
+`hx-ws:connect` with `Origin` and the cookie → the text frames hx-ws sends. Floor servers
+(browser false) get the WebSocket step only. A member here is a cookie dict and a socket
+on one shared HTTP session, light enough for thousands.
 
 Every message text holds a unique token `ZQ<n>QZ`; frames are scanned for tokens and
 for the `id="message-<id>"` before each, which gives the server's order.
@@ -24,53 +26,20 @@ import resource
 import sys
 import time
 from collections import defaultdict
-from html.parser import HTMLParser
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import aiohttp
 
 from bench.procstat import cpu_seconds, rss_kib
 from bench.progress import status
+from tests.kit.forms import connect_address, join_form, message_frame, room_code
 
 TOKEN = re.compile(rb'id="message-(\d+)"|ZQ(\d+)QZ')
 FORM_FRAME = b'id="message-form"'
 ARTICLE = b"<article"
 FORM_ERROR = b'id="message-error"'
-WS_CONNECT = re.compile(r'hx-ws:connect="([^"]+)"')
 MESSAGE_ID = re.compile(r'id="message-(\d+)"')
 now = time.monotonic
-
-
-# HTML forms -----------------------------------------------------------------------
-
-
-class _FormInputs(HTMLParser):
-    """Hidden inputs of the form that posts to `action` (what a browser submits)."""
-
-    def __init__(self, action: str) -> None:
-        super().__init__()
-        self.action = action
-        self.inside = False
-        self.hidden: dict[str, str] = {}
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            method = a.get("method", "get").lower()
-            self.inside = method == "post" and a.get("action") == self.action
-        elif (tag == "input" and self.inside and a.get("type", "").lower() == "hidden"
-              and "name" in a):
-            self.hidden[a["name"]] = a.get("value", "")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self.inside = False
-
-
-def hidden_inputs(html: str, action: str = "/") -> dict[str, str]:
-    parser = _FormInputs(action)
-    parser.feed(html)
-    return parser.hidden
 
 
 # Members -----------------------------------------------------------------------------
@@ -176,8 +145,7 @@ class Client:
             status_, home, _ = await self._get(member, self.base + "/")
             if status_ != 200:
                 raise RuntimeError(f"GET / answered {status_}")
-            form = {**hidden_inputs(home), "name": name}
-            form.update({"create": "1"} if code is None else {"code": code, "join": "1"})
+            form = join_form(home, name, code)
             async with self.http.post(self.base + "/", data=form, headers=member.cookie_header(),
                                       allow_redirects=False) as response:
                 member.keep_cookies(response)
@@ -185,12 +153,11 @@ class Client:
                 if response.status != 303:
                     raise RuntimeError(f"POST / answered {response.status}: {body[:200]}")
                 location = urljoin(self.base + "/", response.headers["Location"])
-            code = urlsplit(location).path.rstrip("/").rsplit("/", 1)[1]
+            code = room_code(location)
             status_, page, _ = await self._get(member, location)
             if status_ != 200:
                 raise RuntimeError(f"GET {location} answered {status_}")
-            found = WS_CONNECT.search(page)
-            ws_path = found.group(1).replace("&amp;", "&") if found else f"/rooms/{code}/ws"
+            ws_path = connect_address(page) or f"/rooms/{code}/ws"
         elif code is None:
             raise ValueError("floor servers need a code")
         headers = {"Origin": self.base, **member.cookie_header()}
@@ -235,11 +202,7 @@ class Client:
         return False
 
     def frame(self, token: int) -> str:
-        return json.dumps({
-            "message": f"bench message ZQ{token}QZ from the load generator",
-            "headers": {"HX-Request": "true", "HX-Source": "form#message-form",
-                        "HX-Target": "form#message-form"},
-        })
+        return message_frame(f"bench message ZQ{token}QZ from the load generator")
 
     async def send_plan(self, member: Member, plan: list[tuple[float, int]]) -> None:
         for at, token in plan:

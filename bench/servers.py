@@ -14,6 +14,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.kit.server import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 
 KINDS = {
@@ -27,12 +29,6 @@ KINDS = {
 TITLES = {"ours": "ours (chat)", "floor": "floor (websockets)", "bare": "bare Quart+hypercorn",
           "ours2": "ours, 2 workers + Redis"}
 WORKERS = {"ours2": 2}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _preexec(cores: set[int] | None):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -26,8 +25,17 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from playwright.async_api import Page, async_playwright, expect  # noqa: E402
 
-from tests.e2e.browsing import message_with, open_editor  # noqa: E402
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, LiveServer  # noqa: E402
+from tests.kit import LiveServer  # noqa: E402
+from tests.kit.pages import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    create_room,
+    join_room,
+    message_with,
+    new_user,
+    open_editor,
+    send,
+)
 
 WIDE = {"width": 1280, "height": 800}
 NARROW = {"width": 390, "height": 844}
@@ -49,19 +57,6 @@ REACTIONS = [
     ("Ann", "the plan for Friday", "🎉"),
     ("Bob", "ship it", "🙏"),
 ]
-
-
-async def join(page: Page, name: str, code: str | None) -> str:
-    await page.goto("/")
-    await page.get_by_label("Name").fill(name)
-    if code is None:
-        await page.get_by_role("button", name="Create a Room").click()
-    else:
-        await page.get_by_label("Room code").fill(code)
-        await page.get_by_role("button", name="Join a Room").click()
-    await expect(page).to_have_url(re.compile(r"/rooms/[A-Z]+$"))
-    await expect(page.locator(".room")).to_have_attribute("data-connection", "up")
-    return page.url.rsplit("/", 1)[1]
 
 
 async def change_messages(pages: dict[str, Page]) -> None:
@@ -96,16 +91,16 @@ async def take(server: LiveServer, out: Path) -> None:
         await home.goto("/")
         await home.screenshot(path=out / "home.png")
 
-        ann = await browser.new_page(viewport=WIDE, **options)
+        ann = await new_user(await browser.new_context(viewport=WIDE, **options), "Ann")
         # Bob is on a phone: a touch screen, where each message shows its tools.
-        bob = await browser.new_page(viewport=NARROW, has_touch=True, is_mobile=True, **options)
-        code = await join(ann, "Ann", None)
-        await join(bob, "Bob", code)
-        pages = {"Ann": ann, "Bob": bob}
+        bob = await new_user(await browser.new_context(
+            viewport=NARROW, has_touch=True, is_mobile=True, **options), "Bob")
+        code = await create_room(ann)
+        await join_room(bob, code)
+        pages = {"Ann": ann.page, "Bob": bob.page}
+        ann, bob = ann.page, bob.page
         for count, (author, text) in enumerate(CONVERSATION, start=1):
-            field = pages[author].locator("#message-input")
-            await field.fill(text)
-            await field.press("Enter")
+            await send(pages[author], text)
             for page in pages.values():
                 await expect(page.locator("#messages .message")).to_have_count(count)
         await change_messages(pages)

@@ -1,11 +1,12 @@
 """Shared fixtures: settings on a fresh SQLite file, the app, Quart's test client, a
-Redis of the test's own, and the stores of the contract tests (SQLite and PostgreSQL)."""
+Redis of the test's own, the stores of the contract tests (SQLite and PostgreSQL), and
+for the end-to-end and hardening tests real servers and Chromium. The helpers they use
+are in tests/kit."""
 
 from __future__ import annotations
 
-import re
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -18,10 +19,10 @@ from chat.settings import Settings, load_settings
 from chat.store import Store
 from chat.store.postgres import PostgresStore
 from chat.store.sqlite import SQLiteStore
+from tests.kit.pages import CHROMIUM_ARGS, chromium_or_skip
 from tests.kit.redis import RedisServer
+from tests.kit.server import LiveServer, MakeServer
 from tests.kit.stores import POSTGRES_URL, Database, postgres_admin, with_search_path
-
-ORIGIN = "http://localhost"
 
 
 @pytest.fixture
@@ -80,31 +81,6 @@ def client(app: Quart) -> TestClientProtocol:
     return app.test_client()
 
 
-CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-async def csrf_token(client: TestClientProtocol) -> str:
-    """The session's CSRF token, as the home form carries it (creates the session)."""
-    page = await (await client.get("/")).get_data(as_text=True)
-    return CSRF_FIELD.search(page).group(1)
-
-
-async def post_form(client: TestClientProtocol, path: str, form: dict[str, str]):
-    """POST a form the way a browser on our page does: with the token and our Origin."""
-    token = await csrf_token(client)
-    return await client.post(path, form={**form, "csrf_token": token}, headers={"Origin": ORIGIN})
-
-
-async def join_room(client: TestClientProtocol, name: str, code: str | None = None) -> str:
-    """Join `code` (or create a room when None) as `name`; the room's code."""
-    form = (
-        {"name": name, "create": "1"} if code is None else {"name": name, "code": code, "join": "1"}
-    )
-    response = await post_form(client, "/", form)
-    assert response.status_code == 303, await response.get_data(as_text=True)
-    return response.headers["Location"].rsplit("/", 1)[1]
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     if request.param == "sqlite":
@@ -130,3 +106,46 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
 @pytest.fixture
 async def store(database: Database) -> Store:
     return await database.open()
+
+
+# Real servers and a real browser -------------------------------------------------------
+
+
+@pytest.fixture
+def make_live_server(tmp_path: Path) -> Iterator[MakeServer]:
+    """Factory: `make_live_server(env={...}, args=[...], start=True)`; all stopped at teardown.
+
+    Each server gets its own work folder (`tmp_path/<name>`), unless `database` is given
+    to share one between processes.
+    """
+    servers: list[LiveServer] = []
+
+    def make(*, env: Mapping[str, str] | None = None, args: Sequence[str] = (),
+             start: bool = True, name: str | None = None, **options) -> LiveServer:
+        name = name or f"server{len(servers) + 1}"
+        server = LiveServer(tmp_path / name, env=env, args=args, name=name, **options)
+        servers.append(server)
+        if start:
+            server.start()
+        return server
+
+    yield make
+    for server in reversed(servers):
+        server.close()
+        print(f"\n--- {server.name} log ({server.log_path}) ---\n{server.log_tail()}")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    """Debian's Chromium, headless, through Playwright's async API (one per test)."""
+    executable = chromium_or_skip()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()

@@ -18,7 +18,8 @@ import pytest
 from chat.broker import Broker, RoomEvent
 from chat.broker.memory import InProcessBroker, SingleProcessOnly
 from chat.broker.redis import RedisBroker
-from tests.kit.redis import REDIS_URL, eventually, free_port, require_redis
+from tests.kit import free_port, wait_until
+from tests.kit.redis import REDIS_URL, require_redis
 
 TIMEOUT = 5.0
 
@@ -75,7 +76,7 @@ async def test_events_reach_only_the_subscribers_of_their_room(make_broker):
     await broker.subscribe(there, elsewhere)
     broker.publish(RoomEvent(here, "<p>hello</p>", 1))
     broker.publish(RoomEvent(there, "<p>other</p>", 2))
-    await eventually(lambda: len(first.events) == 1 and len(second.events) == 1
+    await wait_until(lambda: len(first.events) == 1 and len(second.events) == 1
                      and len(elsewhere.events) == 1)
     await asyncio.sleep(0.1)  # nothing more arrives
     assert first.htmls == second.htmls == ["<p>hello</p>"]
@@ -90,7 +91,7 @@ async def test_order_is_kept_for_500_events(make_broker):
     await broker.subscribe(code, inbox)
     for i in range(500):
         broker.publish(RoomEvent(code, f"<p>{i}</p>", i + 1))
-    await eventually(lambda: len(inbox.events) >= 500)
+    await wait_until(lambda: len(inbox.events) >= 500)
     await asyncio.sleep(0.1)
     assert [event.message_id for event in inbox.events] == list(range(1, 501))
 
@@ -102,10 +103,10 @@ async def test_unsubscribe_stops_delivery(make_broker):
     await broker.subscribe(code, leaving)
     await broker.subscribe(code, staying)
     broker.publish(RoomEvent(code, "before"))
-    await eventually(lambda: len(leaving.events) == 1 and len(staying.events) == 1)
+    await wait_until(lambda: len(leaving.events) == 1 and len(staying.events) == 1)
     await broker.unsubscribe(code, leaving)
     broker.publish(RoomEvent(code, "after"))
-    await eventually(lambda: len(staying.events) == 2)
+    await wait_until(lambda: len(staying.events) == 2)
     await broker.unsubscribe(code, staying)  # the last one: the channel goes too
     broker.publish(RoomEvent(code, "nobody"))
     await asyncio.sleep(0.2)
@@ -120,7 +121,7 @@ async def test_every_local_subscriber_gets_the_same_string_object(make_broker):
     for inbox in inboxes:
         await broker.subscribe(code, inbox)
     broker.publish(RoomEvent(code, "<article>" + "x" * 1000 + "</article>", 7))
-    await eventually(lambda: all(inbox.events for inbox in inboxes))
+    await wait_until(lambda: all(inbox.events for inbox in inboxes))
     first = inboxes[0].events[0].html
     assert all(inbox.events[0].html is first for inbox in inboxes)
 
@@ -146,7 +147,7 @@ async def test_events_cross_brokers_in_one_order_everywhere():
         await two.subscribe(code, on_two)
         for i in range(200):  # interleaved from both "processes"
             (one if i % 2 else two).publish(RoomEvent(code, f"<p>{i}</p>", i))
-        await eventually(lambda: len(on_one.events) == 200 and len(on_two.events) == 200)
+        await wait_until(lambda: len(on_one.events) == 200 and len(on_two.events) == 200)
         await asyncio.sleep(0.1)
         assert on_one.htmls == on_two.htmls  # one order, each once
         assert sorted(on_one.htmls) == sorted(f"<p>{i}</p>" for i in range(200))
@@ -170,19 +171,19 @@ async def test_outage_delivers_locally_then_recovers_and_calls_back(redis_server
     await other.subscribe(code, remote)
     try:
         broker.publish(RoomEvent(code, "before", 1))
-        await eventually(lambda: inbox.htmls == ["before"] and remote.htmls == ["before"])
+        await wait_until(lambda: inbox.htmls == ["before"] and remote.htmls == ["before"])
 
         redis_server.stop()
-        await eventually(lambda: not broker.healthy and not other.healthy)
+        await wait_until(lambda: not broker.healthy and not other.healthy)
         broker.publish(RoomEvent(code, "during", 2))  # same process: still delivered
         assert inbox.htmls == ["before", "during"]
 
         redis_server.start()
         await asyncio.wait_for(recovered.wait(), 15)
         assert broker.healthy
-        await eventually(lambda: other.healthy, 15)
+        await wait_until(lambda: other.healthy, 15)
         broker.publish(RoomEvent(code, "after", 3))
-        await eventually(lambda: inbox.htmls[-1:] == ["after"] and remote.htmls[-1:] == ["after"])
+        await wait_until(lambda: inbox.htmls[-1:] == ["after"] and remote.htmls[-1:] == ["after"])
         await asyncio.sleep(0.1)
         assert inbox.htmls == ["before", "during", "after"]
         assert remote.htmls == ["before", "after"]  # the gap is caught up from the store

@@ -9,7 +9,8 @@ from contextlib import AsyncExitStack
 
 import pytest
 
-from tests.conftest import csrf_token, join_room, post_form
+from tests.kit.forms import connect_address
+from tests.kit.in_process import csrf_token, join_room, post_form
 from tests.kit.live import (
     articles,
     is_quiet,
@@ -184,8 +185,7 @@ async def test_a_page_that_was_away_catches_up_on_edits_and_deletions(app):
     code, ann, bob = await room_of_two(app)
     kept, edited, deleted = [await posted(ann, code, f"m{i}") for i in range(3)]
     page = await text(await bob.get(f"/rooms/{code}"))
-    (connect,) = re.findall(r'hx-ws:connect="([^"]+)"', page)
-    since = int(re.search(r"since=(\d+)", connect).group(1))
+    since = int(re.search(r"since=(\d+)", connect_address(page)).group(1))
 
     await post_form(ann, f"/rooms/{code}/messages/{edited}/edit", {"message": "m1 again"})
     await post_form(ann, f"/rooms/{code}/messages/{deleted}/delete", {})

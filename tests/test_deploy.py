@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.nginx import Nginx, NginxMissing, nginx_binary
+from tests.kit.nginx import Nginx, NginxMissing, nginx_binary
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = PROJECT_ROOT / "deploy"
@@ -44,7 +44,7 @@ def test_nginx_accepts_the_site_config(tmp_path):
     except NginxMissing as missing:
         require(None, str(missing))
     # As shipped, but for the certificate, the listening ports and the surrounding main
-    # config (tests/e2e/nginx.py); the upstream app processes are the site's own.
+    # config (tests/kit/nginx.py); the upstream app processes are the site's own.
     result = Nginx(tmp_path).test()
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr

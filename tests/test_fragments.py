@@ -17,7 +17,7 @@ import pytest
 
 from chat.fragments import Fragments, member_list
 from chat.store import Message, Reaction
-from tests.conftest import ORIGIN, csrf_token, join_room, post_form
+from tests.kit.in_process import ORIGIN, csrf_token, join_room, post_form
 
 SENT_AT = datetime(2024, 2, 29, 23, 59, 58, 987654, tzinfo=UTC)
 CSRF_VALUE = re.compile(r'(name="csrf_token" value=")[^"]+(")')

@@ -12,7 +12,7 @@ from contextlib import AsyncExitStack
 import pytest
 from quart.testing.connections import WebsocketDisconnectError
 
-from tests.conftest import join_room, post_form
+from tests.kit.in_process import join_room, post_form
 from tests.kit.live import (
     ADD_MEMBER,
     MEMBER,

@@ -10,7 +10,7 @@ from contextlib import AsyncExitStack
 import pytest
 from quart.testing.connections import WebsocketDisconnectError
 
-from tests.conftest import ORIGIN
+from tests.kit.in_process import ORIGIN
 from tests.kit.live import (
     arrive,
     articles,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chat import texts
-from tests.conftest import ORIGIN, csrf_token, join_room, post_form
+from tests.kit.in_process import ORIGIN, csrf_token, join_room, post_form
 
 EXPIRED_ROOM = re.compile(r'<a href="/rooms/([A-Z]+)">')
 

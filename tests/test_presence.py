@@ -18,7 +18,8 @@ from chat.presence import Presence
 from chat.presence.local import LocalPresence
 from chat.presence.redis import RedisPresence
 from chat.presence.redis_upkeep import ROOMS_KEY
-from tests.kit.redis import REDIS_URL, eventually, require_redis
+from tests.kit import free_port, wait_until
+from tests.kit.redis import REDIS_URL, require_redis
 
 GRACE = 0.2
 
@@ -89,7 +90,7 @@ async def test_first_connection_arrives_and_the_last_leaves_after_the_grace(make
     await presence.depart(room, "u1")
     await presence.depart(room, "u1")
     assert await presence.count(room) == 2  # still there during the grace period
-    await eventually(lambda: len(make_presence.departures.calls) == 1)
+    await wait_until(lambda: len(make_presence.departures.calls) == 1)
     assert make_presence.departures.calls == [(room, "u1", "Ann")]
     assert await presence.members(room) == {"u2": "Bob"}
     assert not await presence.has(room, "u1")
@@ -123,7 +124,7 @@ async def test_user_on_two_processes_counts_once_and_is_announced_once(make_pres
     assert await one.has(room, "u1")
 
     await two.depart(room, "u1")
-    await eventually(lambda: make_presence.departures.calls != [])
+    await wait_until(lambda: make_presence.departures.calls != [])
     await asyncio.sleep(GRACE)
     assert make_presence.departures.calls == [(room, "u1", "Ann")]  # exactly one "has left"
     assert await one.members(room) == await two.members(room) == {"u2": "Bob"}
@@ -134,7 +135,7 @@ async def test_leaving_two_processes_at_once_is_announced_once(make_presence, ro
     await one.arrive(room, "u1", "Ann")
     await two.arrive(room, "u1", "Ann")
     await asyncio.gather(one.depart(room, "u1"), two.depart(room, "u1"))
-    await eventually(lambda: make_presence.departures.calls != [])
+    await wait_until(lambda: make_presence.departures.calls != [])
     await asyncio.sleep(GRACE)
     assert make_presence.departures.calls == [(room, "u1", "Ann")]
     assert await one.count(room) == 0
@@ -151,7 +152,7 @@ async def test_users_of_a_crashed_process_are_reaped_after_the_ttl(make_presence
     assert make_presence.departures.calls == []
 
     doomed._kill()  # no more heartbeats, no cleanup: as if the process died
-    await eventually(lambda: make_presence.departures.calls != [], timeout=15)
+    await wait_until(lambda: make_presence.departures.calls != [], 15)
     await asyncio.sleep(0.5)
     assert make_presence.departures.calls == [(room, "u2", "Bob")]  # Ann is still on survivor
     assert await survivor.members(room) == {"u1": "Ann"}
@@ -159,8 +160,6 @@ async def test_users_of_a_crashed_process_are_reaped_after_the_ttl(make_presence
 
 
 async def test_falls_back_to_this_process_when_redis_is_down(room):
-    from tests.kit.redis import free_port
-
     departures = Departures()
     presence = RedisPresence(f"redis://127.0.0.1:{free_port()}/0", GRACE, departures)
     await presence.start()
@@ -169,7 +168,7 @@ async def test_falls_back_to_this_process_when_redis_is_down(room):
         assert await presence.members(room) == {"u1": "Ann"}
         assert await presence.count(room) == 1
         await presence.depart(room, "u1")
-        await eventually(lambda: departures.calls == [(room, "u1", "Ann")])
+        await wait_until(lambda: departures.calls == [(room, "u1", "Ann")])
     finally:
         await presence.stop()
 
@@ -208,7 +207,7 @@ async def test_members_held_across_a_restart_come_back_unannounced(make_presence
     assert len(await after.restore(held)) == 2
     assert await after.members(room) == {"u1": "Ann", "u2": "Bob"}
     assert not (await after.arrive(room, "u1", "Ann")).entered  # back within the grace
-    await eventually(lambda: make_presence.departures.calls != [])
+    await wait_until(lambda: make_presence.departures.calls != [])
     await asyncio.sleep(GRACE)
     # Bob did not come back: he leaves, once, and the list says so.
     assert make_presence.departures.calls == [(room, "u2", "Bob")]
@@ -221,8 +220,8 @@ async def test_a_member_announced_gone_meanwhile_is_not_taken_back(make_presence
     await doomed.arrive(room, "u1", "Ann")
     held = doomed.held()
     doomed._kill()
-    await eventually(lambda: make_presence.departures.calls == [(room, "u1", "Ann")],
-                     timeout=15)
+    await wait_until(lambda: make_presence.departures.calls == [(room, "u1", "Ann")],
+                     15)
 
     restarted = await make_presence(**fast)
     assert await restarted.restore(held) == []

@@ -15,7 +15,7 @@ from quart.testing.connections import WebsocketDisconnectError
 
 from chat.proxies import TrustedProxies, resolve, trusted_entry
 from chat.settings import Rate
-from tests.conftest import csrf_token, join_room
+from tests.kit.in_process import csrf_token, join_room
 
 PROXY = ("10.0.0.1", 40000)  # where every request arrives from: the nearest proxy
 

@@ -7,7 +7,8 @@ import uuid
 
 from chat.ratelimits import RateLimits
 from chat.settings import Rate, load_settings
-from tests.kit.redis import REDIS_URL, free_port, require_redis
+from tests.kit import free_port
+from tests.kit.redis import REDIS_URL, require_redis
 
 THREE_A_MINUTE = Rate(3, 60)
 

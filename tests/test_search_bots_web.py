@@ -16,8 +16,8 @@ from urllib.parse import quote
 from quart import Quart
 
 from chat.bots import token_hash
-from tests.conftest import ORIGIN, csrf_token, join_room, post_form
 from tests.kit.html import elements, text
+from tests.kit.in_process import ORIGIN, csrf_token, join_room, post_form
 
 ARTICLE = re.compile(r'<article class="message[^"]*" id="message-(\d+)"[^>]*>(.*?)</article>', re.S)
 HTMX = {"HX-Request": "true"}

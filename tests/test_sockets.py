@@ -17,7 +17,7 @@ from quart.testing.connections import WebsocketDisconnectError
 
 from chat.sockets.local import LocalSockets
 from chat.sockets.redis import RedisSockets
-from tests.conftest import ORIGIN, join_room
+from tests.kit.in_process import ORIGIN, join_room
 
 TIMEOUT = 10.0
 

@@ -12,8 +12,8 @@ import pytest
 from quart import Quart
 
 from chat import texts
-from tests.conftest import ORIGIN, join_room, post_form
 from tests.kit.html import elements, errors_shown, field_value, text, visible_buttons
+from tests.kit.in_process import ORIGIN, join_room, post_form
 
 ARTICLE_ID = re.compile(r'<article class="message[^"]*" id="message-(\d+)"[^>]*>')
 HX_GET = re.compile(r'hx-get="(/rooms/[A-Z]+/messages\?before=[^"]+)"')

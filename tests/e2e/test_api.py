@@ -20,8 +20,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from openapi_spec_validator import validate
 
-from tests.e2e.conftest import LiveServer, MakeServer
-from tests.e2e.scripted import CSRF, User, eventually
+from tests.kit import LiveServer, MakeServer, Member, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -31,28 +30,18 @@ BOT_ID = re.compile(r'<li id="bot-(\d+)">')
 BASE_ENV = {"CHAT_JOIN_FAIL_RATE": "off", "CHAT_CREATE_RATE": "off"}
 
 
-
-async def create_bot(user: User, server: LiveServer, code: str, name: str) -> tuple[str, int]:
+async def create_bot(member: Member, code: str, name: str) -> tuple[str, int]:
     """As a member on the Bots page: (token, bot id)."""
-    async with user.session.get(f"{server.url}/rooms/{code}/bots") as response:
-        csrf = CSRF.search(await response.text()).group(1)
-    async with user.session.post(
-        f"{server.url}/rooms/{code}/bots", data={"name": name, "csrf_token": csrf},
-        headers={"Origin": server.url}, allow_redirects=False,
-    ) as response:
-        assert response.status == 201, await response.text()
-        html = await response.text()
-    return BOT_TOKEN.search(html).group(1), int(BOT_ID.findall(html)[-1])
+    token = await member.csrf_token(f"/rooms/{code}/bots")
+    reply = await member.post(f"/rooms/{code}/bots", {"name": name, "csrf_token": token})
+    assert reply.status == 201, reply.text
+    return BOT_TOKEN.search(reply.text).group(1), int(BOT_ID.findall(reply.text)[-1])
 
 
-async def revoke_bot(user: User, server: LiveServer, code: str, bot_id: int) -> None:
-    async with user.session.get(f"{server.url}/rooms/{code}/bots") as response:
-        csrf = CSRF.search(await response.text()).group(1)
-    async with user.session.post(
-        f"{server.url}/rooms/{code}/bots/{bot_id}/delete", data={"csrf_token": csrf},
-        headers={"Origin": server.url}, allow_redirects=False,
-    ) as response:
-        assert response.status == 303
+async def revoke_bot(member: Member, code: str, bot_id: int) -> None:
+    token = await member.csrf_token(f"/rooms/{code}/bots")
+    reply = await member.post(f"/rooms/{code}/bots/{bot_id}/delete", {"csrf_token": token})
+    assert reply.status == 303, reply.text
 
 
 class Script:
@@ -87,10 +76,10 @@ async def _json(response: aiohttp.ClientResponse) -> object:
 async def room(make_live_server: MakeServer):
     """A server, a member (Alice) in a room with her page open, and a bot's script."""
     server = make_live_server(env={**BASE_ENV, "CHAT_MESSAGE_RATE": "off"})
-    alice = User("Alice")
-    code = await alice.join(server)
-    page = await alice.open(server, code)
-    token, bot_id = await create_bot(alice, server, code, "CI")
+    alice = Member(server, "Alice")
+    code = await alice.create_room()
+    page = await alice.open(code)
+    token, bot_id = await create_bot(alice, code, "CI")
     script = Script(server, code, token)
     yield server, alice, code, page, script, bot_id
     await script.close()
@@ -103,9 +92,9 @@ def assert_problem(status: int, body: object, expected: int | tuple[int, ...]) -
 
 
 async def test_a_bot_posts_members_see_it_live_and_it_reads_the_room(room):
-    server, alice, code, page, script, _ = room
-    await page.send("hello bot")
-    await eventually(lambda: len(page.messages) == 1, "Alice's message")
+    _, alice, code, page, script, _ = room
+    page.send("hello bot")
+    await wait_until(lambda: len(page.messages) == 1, 15, "Alice's message")
 
     status, _, posted = await script.post({"text": "  build #42 is green  "})
     assert status == 201, posted
@@ -114,13 +103,12 @@ async def test_a_bot_posts_members_see_it_live_and_it_reads_the_room(room):
     assert ISO_UTC.match(posted["sent_at"])
 
     # Alice sees it at once: same fragment as any message, with the bot's name and badge.
-    await eventually(lambda: posted["id"] in page.messages, "the bot's message, live")
-    article = page.messages[posted["id"]]
+    await wait_until(lambda: posted["id"] in page.messages, 15, "the bot's message, live")
+    article = page.articles[posted["id"]]
     assert '<span class="author">CI</span> <span class="badge bot-badge">bot</span>' in article
     assert f'<time datetime="{posted["sent_at"]}">' in article
     # ...and so does the room page, after a reload.
-    async with alice.session.get(f"{server.url}/rooms/{code}") as response:
-        assert f'id="message-{posted["id"]}"' in await response.text()
+    assert f'id="message-{posted["id"]}"' in (await alice.get(f"/rooms/{code}")).text
 
     ids = []
     for n in range(4):
@@ -147,8 +135,8 @@ async def test_every_error_is_json_with_a_reason(room, make_live_server: MakeSer
     stranger = Script(server, code, "chatbot_" + "x" * 43)
     basic = Script(server, code, None)
     basic.headers = {"Authorization": "Basic QWxhZGRpbjpvcGVu"}
-    other_code = await alice.join(server)
-    other_token, _ = await create_bot(alice, server, other_code, "Elsewhere")
+    other_code = await alice.create_room()
+    other_token, _ = await create_bot(alice, other_code, "Elsewhere")
     other_room = Script(server, code, other_token)
     try:
         for client in (anonymous, stranger, basic):
@@ -190,22 +178,21 @@ async def test_every_error_is_json_with_a_reason(room, make_live_server: MakeSer
 
 
 async def test_a_revoked_token_stops_working_at_once(room):
-    server, alice, code, _, script, bot_id = room
+    _, alice, code, _, script, bot_id = room
     assert (await script.post({"text": "still here"}))[0] == 201
-    await revoke_bot(alice, server, code, bot_id)
+    await revoke_bot(alice, code, bot_id)
     status, _, body = await script.post({"text": "gone?"})
     assert_problem(status, body, 401)
     assert_problem(*(await script.get())[::2], 401)
-    async with alice.session.get(f"{server.url}/rooms/{code}/bots") as response:
-        assert "No bots yet." in await response.text()
+    assert "No bots yet." in (await alice.get(f"/rooms/{code}/bots")).text
 
 
 async def test_bots_are_rate_limited_each_on_its_own(make_live_server: MakeServer):
     server = make_live_server(env={**BASE_ENV, "CHAT_MESSAGE_RATE": "3/60"})
-    alice = User("Alice")
-    code = await alice.join(server)
-    noisy = Script(server, code, (await create_bot(alice, server, code, "Noisy"))[0])
-    calm = Script(server, code, (await create_bot(alice, server, code, "Calm"))[0])
+    alice = Member(server, "Alice")
+    code = await alice.create_room()
+    noisy = Script(server, code, (await create_bot(alice, code, "Noisy"))[0])
+    calm = Script(server, code, (await create_bot(alice, code, "Calm"))[0])
     try:
         for n in range(3):
             assert (await noisy.post({"text": f"n{n}"}))[0] == 201
@@ -275,10 +262,10 @@ def test_fuzzed_requests_never_get_a_5xx(make_live_server: MakeServer):
     loop = asyncio.new_event_loop()
     run = loop.run_until_complete
 
-    async def setup() -> tuple[User, Script]:
-        alice = User("Alice")
-        code = await alice.join(server)
-        return alice, Script(server, code, (await create_bot(alice, server, code, "Fuzz"))[0])
+    async def setup() -> tuple[Member, Script]:
+        alice = Member(server, "Alice")
+        code = await alice.create_room()
+        return alice, Script(server, code, (await create_bot(alice, code, "Fuzz"))[0])
 
     alice, script = run(setup())
 
@@ -313,23 +300,23 @@ async def _get(script: Script, query: list[tuple[str, str]]) -> tuple[int, objec
 
 
 async def test_across_processes_bot_messages_reach_everyone_and_revoking_is_at_once(
-    two_servers, users
+    two_servers, members
 ):
     a, b = two_servers
-    alice, bob = users["Alice"], users["Bob"]
-    code = await alice.join(a)
-    await bob.join(b, code)
-    on_b = await bob.open(b, code)
-    token, bot_id = await create_bot(alice, a, code, "Deployer")
+    alice, bob = members(a, "Alice"), members(b, "Bob")
+    code = await alice.create_room()
+    await bob.join_room(code)
+    on_b = await bob.open(code)
+    token, bot_id = await create_bot(alice, code, "Deployer")
     via_a, via_b = Script(a, code, token), Script(b, code, token)
     try:
         status, _, posted = await via_a.post({"text": "deployed " + uuid.uuid4().hex})
         assert status == 201
-        await eventually(lambda: posted["id"] in on_b.messages, "the bot's message on B")
-        assert 'class="badge bot-badge">bot</span>' in on_b.messages[posted["id"]]
+        await wait_until(lambda: posted["id"] in on_b.messages, 15, "the bot's message on B")
+        assert 'class="badge bot-badge">bot</span>' in on_b.articles[posted["id"]]
         assert (await via_b.post({"text": "from the other process"}))[0] == 201
 
-        await revoke_bot(alice, a, code, bot_id)  # revoked on A...
+        await revoke_bot(alice, code, bot_id)  # revoked on A...
         status, _, body = await via_b.post({"text": "after revoking"})  # ...refused on B
         assert_problem(status, body, 401)
         assert_problem(*(await via_b.get())[::2], 401)

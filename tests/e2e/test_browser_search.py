@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 from playwright.async_api import expect
 
-from tests.e2e.browsing import User, create_room, join_room, wait_live
-from tests.e2e.conftest import LiveServer
+from tests.kit import LiveServer
+from tests.kit.pages import User, create_room, join_room, wait_live
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 

@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from playwright.async_api import expect
 
-from tests.e2e.browsing import (
+from tests.kit import LiveServer
+from tests.kit.pages import (
     RECONNECT_TIMEOUT,
     TIMEOUT,
     assert_not_reloaded,
@@ -33,7 +34,6 @@ from tests.e2e.browsing import (
     shown_ids,
     wait_live,
 )
-from tests.e2e.conftest import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 

@@ -5,37 +5,21 @@ offers the extension exactly as Chromium does, and what the handshake agrees for
 
 from __future__ import annotations
 
-import json
-import re
 import subprocess
 import sys
 import types
 
-import aiohttp
 import pytest
 from websockets.asyncio.client import connect
 
 from chat import compression
-from tests.e2e.conftest import PROJECT_ROOT, MakeServer
+from tests.kit import Member
+from tests.kit.forms import message_frame
+from tests.kit.server import PROJECT_ROOT, MakeServer
 
 pytestmark = pytest.mark.e2e
 
 CHROMIUM_OFFER = "permessage-deflate; client_max_window_bits"
-CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
-
-
-async def _joined_cookie(base: str) -> str:
-    """Create a room as a browser does; the room code and the session cookie header."""
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-        async with http.get(f"{base}/") as response:
-            token = CSRF.search(await response.text()).group(1)
-        form = {"name": "Ada", "csrf_token": token, "create": "1"}
-        async with http.post(f"{base}/", data=form, allow_redirects=False,
-                             headers={"Origin": base}) as response:
-            assert response.status == 303, await response.text()
-            code = response.headers["Location"].rsplit("/", 1)[1]
-        cookies = "; ".join(f"{c.key}={c.value}" for c in http.cookie_jar)
-        return code, cookies
 
 
 @pytest.mark.parametrize(
@@ -50,7 +34,9 @@ async def test_the_handshake_answers_a_browser_offer_as_configured(
     make_live_server: MakeServer, mode: str, answer: str | None
 ) -> None:
     server = make_live_server(env={"CHAT_WS_COMPRESSION": mode, "CHAT_MESSAGE_RATE": "off"})
-    code, cookie = await _joined_cookie(server.url)
+    async with Member(server, "Ada") as ada:
+        code = await ada.create_room()
+        cookie = ada.cookie_header()
     async with connect(
         f"{server.ws_url}/rooms/{code}/ws", origin=server.url,
         additional_headers={"Cookie": cookie}, compression="deflate",
@@ -59,7 +45,7 @@ async def test_the_handshake_answers_a_browser_offer_as_configured(
         assert ws.response.headers.get("Sec-WebSocket-Extensions") == answer
         # Messages still flow both ways: the client compresses what it sends when the
         # extension was agreed, and reads the server's (compressed) frames.
-        await ws.send(json.dumps({"message": "squeeze me " * 20, "headers": {}}))
+        await ws.send(message_frame("squeeze me " * 20))
         frames = []
         while not any("squeeze me" in frame for frame in frames):
             frames.append(await ws.recv())

@@ -14,7 +14,8 @@ import re
 import pytest
 from playwright.async_api import expect
 
-from tests.e2e.browsing import (
+from tests.kit import LiveServer
+from tests.kit.pages import (
     assert_accessible,
     assert_not_reloaded,
     create_room,
@@ -27,7 +28,6 @@ from tests.e2e.browsing import (
     send,
     set_hidden,
 )
-from tests.e2e.conftest import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 

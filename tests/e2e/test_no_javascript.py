@@ -8,7 +8,8 @@ import re
 import pytest
 from playwright.async_api import expect
 
-from tests.e2e.browsing import (
+from tests.kit import LiveServer
+from tests.kit.pages import (
     create_room,
     expect_shown_once_in_order,
     history_ids,
@@ -16,7 +17,6 @@ from tests.e2e.browsing import (
     message_texts,
     send,
 )
-from tests.e2e.conftest import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 

@@ -11,7 +11,8 @@ from datetime import datetime
 import pytest
 from playwright.async_api import expect
 
-from tests.e2e.browsing import (
+from tests.kit import LiveServer
+from tests.kit.pages import (
     assert_accessible,
     create_room,
     history_ids,
@@ -21,7 +22,6 @@ from tests.e2e.browsing import (
     shown_ids,
     wait_live,
 )
-from tests.e2e.conftest import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 

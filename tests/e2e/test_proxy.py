@@ -5,7 +5,7 @@ least connections) in front of two `python -m chat` processes on a Redis broker,
 Clients connect from two loopback addresses, 127.0.0.2 and 127.0.0.3, so nginx (and,
 through it, the app) sees two different people; each client behaves like the browser
 (home form, session cookie, `Origin`, the room's socket; pages reconnect after 1012 like
-htmx: `Page` from test_scale_out).
+htmx: `tests.kit.Member` and its pages).
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ from collections.abc import AsyncIterator, Iterator
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import LiveServer, MakeServer
-from tests.e2e.nginx import Nginx, NginxMissing, nginx_binary
-from tests.e2e.scripted import CSRF, TIMEOUT, User, eventually
+from tests.kit import LiveServer, MakeServer, Member, wait_until
+from tests.kit.nginx import Nginx, NginxMissing, nginx_binary
 
 pytestmark = pytest.mark.e2e
 
@@ -29,6 +28,7 @@ FIRST, SECOND = "127.0.0.2", "127.0.0.3"
 PER_USER, PER_ADDRESS, FAILED_JOINS = 3, 5, 3
 TOO_MANY_JOINS = "Too many attempts to join"
 ROOM_MISSING = "Room does not exist."
+TIMEOUT = 15.0
 
 
 @pytest.fixture
@@ -63,39 +63,21 @@ def proxy(tmp_path, app_processes) -> Iterator[Nginx]:
     print(f"\n--- nginx ---\n{nginx.log_tail()}")
 
 
-class Client(User):
-    """A browser on its own machine: connections leave from `address`; nginx's test
-    certificate is self-signed."""
-
-    def __init__(self, name: str, address: str) -> None:
-        super().__init__(name, aiohttp.TCPConnector(local_addr=(address, 0), ssl=False))
-        self.address = address
-
-    async def join_status(self, proxy: Nginx, code: str, **headers: str) -> tuple[int, str]:
-        """Try to join `code` through the home form: (status, page or redirect target)."""
-        async with self.session.get(f"{proxy.url}/") as response:
-            token = CSRF.search(await response.text()).group(1)
-        form = {"name": self.name, "code": code, "join": "1", "csrf_token": token}
-        async with self.session.post(f"{proxy.url}/", data=form, allow_redirects=False,
-                                     headers={"Origin": proxy.url, **headers}) as response:
-            return response.status, response.headers.get("Location") or await response.text()
-
-    async def socket(self, proxy: Nginx, code: str, **headers: str):
-        return await self.session.ws_connect(f"{proxy.ws_url}/rooms/{code}/ws",
-                                             origin=proxy.url, headers=headers)
-
-
 @pytest.fixture
-async def clients() -> AsyncIterator[dict[str, Client]]:
-    made = {
-        "Alice": Client("Alice", FIRST),
-        "Dave": Client("Dave", FIRST),
-        "Bob": Client("Bob", SECOND),
-        "Carol": Client("Carol", SECOND),
-    }
+async def clients(proxy: Nginx) -> AsyncIterator[dict[str, Member]]:
+    """People on two machines, through nginx: Alice and Dave at the first address, Bob and
+    Carol at the second."""
+    made = {name: Member(proxy, name, local_address=address) for name, address in
+            (("Alice", FIRST), ("Dave", FIRST), ("Bob", SECOND), ("Carol", SECOND))}
     yield made
     for client in made.values():
         await client.close()
+
+
+async def join_status(member: Member, code: str, **headers: str) -> tuple[int, str]:
+    """Try to join `code` through the home form: (status, page or redirect target)."""
+    reply = await member.try_join(code, **headers)
+    return reply.status, reply.location or reply.text
 
 
 async def outcome(ws: aiohttp.ClientWebSocketResponse) -> str:
@@ -114,31 +96,31 @@ def logs(*servers: LiveServer) -> str:
 
 async def test_each_client_keeps_its_own_address_through_nginx(proxy, app_processes, clients):
     alice, bob = clients["Alice"], clients["Bob"]
-    code = await alice.join(proxy)
-    await bob.join(proxy, code)
-    cookie = next(iter(alice.session.cookie_jar))
+    code = await alice.create_room()
+    await bob.join_room(code)
+    cookie = next(iter(alice.jar))
     assert cookie["secure"], "the session cookie over https is Secure"
 
     # Chat through nginx, each page on whichever process nginx picked.
-    pages = [await alice.open(proxy, code), await bob.open(proxy, code)]
-    await pages[0].send("hello from alice")
-    await pages[1].send("hello from bob")
-    await eventually(lambda: all(len(p.messages) == 2 for p in pages), "both messages on both")
+    pages = [await alice.open(code), await bob.open(code)]
+    pages[0].send("hello from alice")
+    pages[1].send("hello from bob")
+    await wait_until(lambda: all(len(p.messages) == 2 for p in pages), 15, "both messages on both")
 
     # Alice mistypes codes until she is stopped (counted across both processes)...
     missing = "QQQQ" if code != "QQQQ" else "XXXX"
     for _ in range(FAILED_JOINS):
-        status, page = await alice.join_status(proxy, missing)
+        status, page = await join_status(alice, missing)
         assert status == 404 and ROOM_MISSING in page
-    status, page = await alice.join_status(proxy, missing)
+    status, page = await join_status(alice, missing)
     assert status == 429 and TOO_MANY_JOINS in page
     # ...and her own X-Forwarded-For, whatever it says, does not free her,
     for forged in ("127.0.0.9", SECOND, f"{SECOND}, 127.0.0.9"):
-        status, page = await alice.join_status(proxy, code, **{"X-Forwarded-For": forged})
+        status, page = await join_status(alice, code, **{"X-Forwarded-For": forged})
         assert status == 429 and TOO_MANY_JOINS in page
     # nor does it lock Bob out: from his own address he still gets in and gets told.
-    assert (await bob.join_status(proxy, missing))[0] == 404
-    status, location = await bob.join_status(proxy, code)
+    assert (await join_status(bob, missing))[0] == 404
+    status, location = await join_status(bob, code)
     assert status == 303 and location.endswith(f"/rooms/{code}")
 
     # nginx passed the forged header on (the app then saw "127.0.0.9, 127.0.0.2")...
@@ -154,21 +136,21 @@ async def test_socket_limits_hold_across_processes_per_session_and_address(
     proxy, app_processes, clients
 ):
     alice, dave, bob, carol = (clients[n] for n in ("Alice", "Dave", "Bob", "Carol"))
-    code = await alice.join(proxy)
+    code = await alice.create_room()
     for client in (dave, bob, carol):
-        await client.join(proxy, code)
+        await client.join_room(code)
 
     # Alice's tabs, spread over both processes by nginx: the next one over is refused.
-    tabs = [await alice.socket(proxy, code) for _ in range(PER_USER)]
+    tabs = [await alice.socket(code) for _ in range(PER_USER)]
     assert [await outcome(tab) for tab in tabs] == ["open"] * PER_USER
-    refused = await alice.socket(proxy, code)
+    refused = await alice.socket(code)
     assert await outcome(refused) == "1008 too many connections"
 
     # Closing a tab frees its place (on whichever process the next one lands).
     await tabs.pop().close()
 
     async def reopened() -> bool:
-        tab = await alice.socket(proxy, code)
+        tab = await alice.socket(code)
         if await outcome(tab) == "open":
             tabs.append(tab)
             return True
@@ -177,15 +159,15 @@ async def test_socket_limits_hold_across_processes_per_session_and_address(
     await eventually_async(reopened, "a place for Alice after closing a tab")
 
     # Bob and Carol share 127.0.0.3: five sockets from there, whoever holds them.
-    bobs = [await bob.socket(proxy, code) for _ in range(PER_USER)]
-    carols = [await carol.socket(proxy, code) for _ in range(PER_ADDRESS - PER_USER)]
+    bobs = [await bob.socket(code) for _ in range(PER_USER)]
+    carols = [await carol.socket(code) for _ in range(PER_ADDRESS - PER_USER)]
     assert [await outcome(ws) for ws in bobs + carols] == ["open"] * PER_ADDRESS
-    refused = await carol.socket(proxy, code)  # Carol holds 2 of her 3, the address 5 of 5
+    refused = await carol.socket(code)  # Carol holds 2 of her 3, the address 5 of 5
     assert await outcome(refused) == "1008 too many connections"
-    forged = await carol.socket(proxy, code, **{"X-Forwarded-For": "127.0.0.9"})
+    forged = await carol.socket(code, headers={"X-Forwarded-For": "127.0.0.9"})
     assert await outcome(forged) == "1008 too many connections"
     # Dave, at Alice's address (3 of 5 used), is not held back by 127.0.0.3.
-    assert await outcome(await dave.socket(proxy, code)) == "open"
+    assert await outcome(await dave.socket(code)) == "open"
 
     assert f"address={SECOND}" in logs(*app_processes)  # the refusal names the client
     for ws in tabs + bobs + carols:
@@ -205,30 +187,30 @@ async def test_sigterm_moves_live_pages_through_nginx_to_the_other_process(
 ):
     a, _ = app_processes
     alice, bob = clients["Alice"], clients["Bob"]
-    code = await alice.join(proxy)
-    await bob.join(proxy, code)
+    code = await alice.create_room()
+    await bob.join_room(code)
     # Alice at her socket limit: her pages must get their places back on the other side.
-    pages = [await alice.open(proxy, code) for _ in range(PER_USER)]
-    pages += [await bob.open(proxy, code) for _ in range(2)]
+    pages = [await alice.open(code) for _ in range(PER_USER)]
+    pages += [await bob.open(code) for _ in range(2)]
     for i, page in enumerate(pages):
-        await page.send(f"before-{i}")
-    await eventually(lambda: all(len(p.messages) == len(pages) for p in pages),
+        page.send(f"before-{i}")
+    await wait_until(lambda: all(len(p.messages) == len(pages) for p in pages), 15,
                      "every message on every page")
 
     await a.astop()  # SIGTERM: a closes its sockets with 1012 and exits
     # nginx spreads the pages (least connections), so some were on `a` and come back.
-    await eventually(lambda: any(page.connects >= 2 for page in pages),
+    await wait_until(lambda: any(page.connects >= 2 for page in pages), 15,
                      "pages of the stopped process to reconnect")
-    await eventually(lambda: all(p.ws is not None and not p.ws.closed for p in pages),
+    await wait_until(lambda: all(p.connected.is_set() for p in pages), 15,
                      "every page connected again")
     for i, page in enumerate(pages):
-        await page.send(f"after-{i}")
+        page.send(f"after-{i}")
     total = 2 * len(pages)
-    await eventually(lambda: all(len(p.messages) == total for p in pages),
+    await wait_until(lambda: all(len(p.messages) == total for p in pages), 15,
                      "every message on every page after the move")
     for page in pages:
-        assert page._task is not None and not page._task.done(), "a page gave up"
+        assert not page.finished.is_set(), "a page gave up"
         assert page.doubled == []
-        texts = " ".join(page.messages.values())
+        texts = " ".join(page.texts())
         assert all(f"after-{i}" in texts for i in range(len(pages)))
     assert re.search(r"shutting down: closing live connections", logs(a))

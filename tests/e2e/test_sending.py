@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import expect
 
-from tests.e2e.browsing import (
+from tests.kit import LiveServer
+from tests.kit.pages import (
     RECONNECT_TIMEOUT,
     assert_accessible,
     create_room,
@@ -20,7 +21,6 @@ from tests.e2e.browsing import (
     send,
     wait_live,
 )
-from tests.e2e.conftest import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 

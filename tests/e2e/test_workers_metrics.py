@@ -5,24 +5,23 @@ every one of them, SIGTERM to the parent closing every live socket with 1012."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import PROJECT_ROOT, MakeServer
+from tests.kit import Member, wait_until
+from tests.kit.forms import message_frame
 from tests.kit.redis import RedisServer
+from tests.kit.server import PROJECT_ROOT, MakeServer
 
 pytestmark = pytest.mark.e2e
 
-CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
 SAMPLE = re.compile(r"^(\w+)(?:\{([^}]*)\})? (\S+)$", re.M)
 TIMEOUT = 15.0
 
@@ -40,45 +39,6 @@ def scrape(base: str) -> dict[str, dict[str, float]]:
 
 def total(samples: dict[str, dict[str, float]], name: str) -> float:
     return sum(samples.get(name, {}).values())
-
-
-async def eventually(check, what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
-class Browser:
-    """One session: joins through the home form, opens the room's sockets."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-        self.sockets: list[aiohttp.ClientWebSocketResponse] = []
-
-    async def join(self, name: str, code: str | None = None) -> str:
-        async with self.http.get(f"{self.base}/") as response:
-            token = CSRF.search(await response.text()).group(1)
-        form = {"name": name, "csrf_token": token}
-        form.update({"create": "1"} if code is None else {"code": code, "join": "1"})
-        async with self.http.post(f"{self.base}/", data=form, allow_redirects=False,
-                                  headers={"Origin": self.base}) as response:
-            assert response.status == 303, await response.text()
-            return response.headers["Location"].rsplit("/", 1)[1]
-
-    async def open(self, code: str, after: int = 0) -> aiohttp.ClientWebSocketResponse:
-        ws = await self.http.ws_connect(
-            f"ws{self.base.removeprefix('http')}/rooms/{code}/ws?after={after}",
-            origin=self.base, compress=15)
-        self.sockets.append(ws)
-        return ws
-
-    async def close(self) -> None:
-        for ws in self.sockets:
-            await ws.close()
-        await self.http.close()
 
 
 async def _until(ws: aiohttp.ClientWebSocketResponse, text: str) -> None:
@@ -105,17 +65,19 @@ async def test_metrics_move_as_people_chat(make_live_server: MakeServer) -> None
     before = scrape(server.url)
     assert total(before, "chat_messages_stored_total") == 0
     assert total(before, "chat_broker_up") == 1
-    ada, bob = Browser(server.url), Browser(server.url)
+    ada, bob = Member(server, "Ada"), Member(server, "Bob")
+    sockets = []
     try:
-        code = await ada.join("Ada")
-        await bob.join("Bob", code)
-        ada_ws, bob_ws = await ada.open(code), await bob.open(code)
+        code = await ada.create_room()
+        await bob.join_room(code)
+        ada_ws, bob_ws = await ada.socket(code, compress=15), await bob.socket(code, compress=15)
+        sockets += [ada_ws, bob_ws]
         for n in range(3):
-            await ada_ws.send_str(json.dumps({"message": f"hello {n}", "headers": {}}))
+            await ada_ws.send_str(message_frame(f"hello {n}"))
             await _until(bob_ws, f"hello {n}")
         caught_up = total(scrape(server.url), "chat_catch_ups_total")
-        await bob.open(code, after=0)  # a reconnecting page that missed everything
-        await _until(bob.sockets[-1], "hello 2")
+        sockets.append(await bob.socket(code, compress=15))  # a page that missed everything
+        await _until(sockets[-1], "hello 2")
         now = scrape(server.url)
         assert total(now, "chat_messages_stored_total") == 3
         assert total(now, "chat_open_connections") == 3
@@ -125,9 +87,11 @@ async def test_metrics_move_as_people_chat(make_live_server: MakeServer) -> None
         assert total(now, "chat_frames_delivered_total") >= 3 + 6 + 1
         assert total(now, "chat_slow_client_closes_total") == 0
     finally:
+        for ws in sockets:
+            await ws.close()
         await ada.close()
         await bob.close()
-    await eventually(lambda: total(scrape(server.url), "chat_open_connections") == 0,
+    await wait_until(lambda: total(scrape(server.url), "chat_open_connections") == 0, 15,
                      "the connections closed to be counted")
 
 
@@ -151,30 +115,32 @@ async def test_workers_share_the_port_and_stop_together(tmp_path, make_live_serv
             args=["--workers", "2"])
         # /healthz answers as soon as one worker listens: wait for the second one too
         # (the kernel spreads connections over the sockets that listen at the time).
-        await eventually(lambda: server.log_path.read_text().count("Running on") == 2,
+        await wait_until(lambda: server.log_path.read_text().count("Running on") == 2, 15,
                          "both workers listening")
-        browsers = [Browser(server.url) for _ in range(4)]
-        code = await browsers[0].join("host")
-        for n, browser in enumerate(browsers[1:]):
-            await browser.join(f"guest{n}", code)
-        sockets = [await b.open(code) for b in browsers for _ in range(5)]
+        members = [Member(server, name) for name in ("host", "guest0", "guest1", "guest2")]
+        code = await members[0].create_room()
+        for member in members[1:]:
+            await member.join_room(code)
+        sockets = [await m.socket(code, compress=15) for m in members for _ in range(5)]
 
         def per_worker() -> dict[str, float]:
             return scrape(server.url).get("chat_open_connections", {})
 
         # The kernel spreads 20 connections over both workers (each has its own pid).
-        await eventually(lambda: sum(per_worker().values()) == 20, "20 connections counted")
+        await wait_until(lambda: sum(per_worker().values()) == 20, 15, "20 connections counted")
         spread = per_worker()
         assert len([n for n in spread.values() if n > 0]) == 2, spread
         # Across workers a message still reaches everyone in the room.
-        await sockets[0].send_str(json.dumps({"message": "to all workers", "headers": {}}))
+        await sockets[0].send_str(message_frame("to all workers"))
         await asyncio.gather(*(_until(ws, "to all workers") for ws in sockets))
 
         server.process.send_signal(signal.SIGTERM)  # the parent only
         codes = [await _close_code_sent(ws) for ws in sockets]
         assert set(codes) == {1012}
         assert server.process.wait(TIMEOUT) == 0
-        for browser in browsers:
-            await browser.close()
+        for ws in sockets:
+            await ws.close()
+        for member in members:
+            await member.close()
     finally:
         redis.stop()

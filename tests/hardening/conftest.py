@@ -1,4 +1,5 @@
-"""Hardening fixtures: scripted clients (`tests.kit`) attacking a real server."""
+"""Hardening fixtures: scripted clients (`tests.kit`) attacking a real server
+(`make_live_server` and `browser` are in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-# Reused, not copied: the e2e fixtures (importing registers them).
-from tests.e2e.conftest import (  # noqa: F401
-    LiveServer,
-    browser,
-    make_live_server,
-)
-from tests.kit.browser import NO_LIMITS, LiveClient
+from tests.kit import NO_LIMITS, LiveClient, LiveServer
+from tests.kit.fuzzing import Arena
 
 
 @pytest.fixture
@@ -40,15 +36,12 @@ def module_server(tmp_path_factory: pytest.TempPathFactory,
         print(f"\n--- {server.name} log ({server.log_path}) ---\n{server.log_tail()}")
 
 
-
-# Load: many members in many rooms, checked message by message -------------------------
+# Fuzzing: one room with an attacker, an observer and a checker -----------------------
 
 
 @pytest.fixture(scope="module")
-def arena(module_server: LiveServer) -> Iterator[object]:
+def arena(module_server: LiveServer) -> Iterator[Arena]:
     """The fuzzing modules' arena, on the module's server."""
-    from tests.hardening.fuzzing import Arena
-
     arena = Arena(module_server)
     arena.run(arena.open())
     try:

@@ -27,7 +27,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.hardening.fuzzing import (
+from tests.kit import (
+    Member,
+    RawWebSocket,
+    close_code_of,
+    parse_server_frames,
+    wait_until,
+)
+from tests.kit.fuzzing import (
     ALLOWED_CLOSE,
     FUZZ,
     MESSAGE_MAX,
@@ -37,13 +44,6 @@ from tests.hardening.fuzzing import (
     pieces,
     raw_markup_in,
     text_values,
-)
-from tests.kit import (
-    Member,
-    RawWebSocket,
-    close_code_of,
-    parse_server_frames,
-    wait_until,
 )
 
 pytestmark = pytest.mark.e2e

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.hardening.fuzzing import FUZZ, Arena, on_the_wire, raw_markup_in, text_values
 from tests.kit import wait_until
+from tests.kit.fuzzing import FUZZ, Arena, on_the_wire, raw_markup_in, text_values
 
 pytestmark = pytest.mark.e2e
 

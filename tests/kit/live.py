@@ -1,8 +1,8 @@
 """The test kit for the app in-process: a scripted browser on Quart's test client.
 
-Forms with their CSRF token (`join_room`, `post_form` in conftest) and the room's live
-socket as hx-ws drives it: frames as htmx sends them, waits that time out instead of
-hanging, and readers of what the frames show.
+The room's live socket as hx-ws drives it (its forms: tests/kit/in_process.py): frames
+as htmx sends them, waits that time out instead of hanging, and readers of what the
+frames show.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from quart import Quart
 from quart.testing.connections import WebsocketDisconnectError
 
-from tests.conftest import ORIGIN, join_room
+from tests.kit.in_process import ORIGIN, join_room
 
 TIMEOUT = 2.0
 QUIET = 0.2  # how long "nothing arrives" is watched for

@@ -12,13 +12,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.e2e.conftest import LiveServer
-from tests.kit.browser import (
-    LiveClient,
-    Member,
-    percentile,
-    wait_until,
-)
+from tests.kit.browser import Member
+from tests.kit.live_client import LiveClient
+from tests.kit.server import LiveServer
+from tests.kit.wait import wait_until
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def cpu_seconds(pid: int) -> float:

@@ -1,22 +1,20 @@
 """Redis for the tests: the shared server on 127.0.0.1:6379 (skipped without it, failing
-on CI), a `redis-server` of a test's own on a free port, and a patient wait."""
+on CI), and a `redis-server` of a test's own on a free port."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis
 
+from tests.kit.server import free_port
+
 REDIS_URL = os.environ.get("CHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-TIMEOUT = 5.0
 
 
 def require_redis(url: str = REDIS_URL) -> None:
@@ -28,12 +26,6 @@ def require_redis(url: str = REDIS_URL) -> None:
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class RedisServer:
@@ -77,11 +69,3 @@ class RedisServer:
             self.process.kill()
             self.process.wait(10)
         self.process = None
-
-
-async def eventually(check: Callable[[], bool], timeout: float = TIMEOUT) -> None:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)

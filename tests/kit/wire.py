@@ -11,7 +11,7 @@ import socket
 import struct
 from html.parser import HTMLParser
 
-from tests.e2e.conftest import LiveServer
+from tests.kit.server import LiveServer
 
 # Markup check: what another member receives must be only our own markup ---------------
 

@@ -1,5 +1,6 @@
-"""What the fuzzing modules share: hypothesis settings and strategies for hostile text,
-and the arena (one server, one room: an attacker, an observer, a checker)."""
+"""What the fuzzing tests share (tests/hardening/test_fuzz*.py): hypothesis settings and
+strategies for hostile text, and the arena (one server, one room: an attacker, an
+observer, a checker)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,10 @@ import re
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
-from tests.kit import (
-    LiveServer,
-    LogWatch,
-    Member,
-    markup_problems,
-    wait_until,
-)
+from tests.kit.browser import Member
+from tests.kit.server import LiveServer, LogWatch
+from tests.kit.wait import wait_until
+from tests.kit.wire import markup_problems
 
 FUZZ = settings(
     max_examples=50,

@@ -21,7 +21,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from tests.kit.server import PROJECT_ROOT, free_port
+
 SITE = PROJECT_ROOT / "deploy" / "nginx" / "chat.conf"
 NGINX = "/usr/sbin/nginx"
 UPSTREAM_SERVER = re.compile(r"^(\s*server )127\.0\.0\.1:\d+( [^;]*;)$", re.M)
@@ -36,12 +37,6 @@ def nginx_binary() -> str:
     if binary is None:
         raise NginxMissing("nginx is not installed (scripts/services installs Debian's)")
     return binary
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _swap(text: str, old: str | re.Pattern[str], new, count: int) -> str:

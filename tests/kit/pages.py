@@ -1,21 +1,27 @@
-"""Helpers for the browser tests: a person (a browser context and a page, with what its
-console said), the steps people take (create, join, send) and the checks every test
-shares (shown once and in order, not reloaded, axe-core finds nothing).
+"""People in a real browser (Debian's Chromium through Playwright): a person (a browser
+context and a page, with what its console said), the steps people take (create, join,
+send) and the checks the browser tests share (shown once and in order, not reloaded,
+axe-core finds nothing).
 
-The `people` fixture in conftest.py opens people and fails a test on any console error
-or uncaught page error. Waits are bounded: Playwright's `expect` retries until its
-timeout.
+The `people` fixture (tests/e2e/conftest.py) opens people and fails a test on any
+console error or uncaught page error. Waits are bounded: Playwright's `expect` retries
+until its timeout.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 from dataclasses import dataclass, field
 
+import pytest
 from playwright.async_api import BrowserContext, ConsoleMessage, Page, Route, expect
 
-from tests.e2e.conftest import PROJECT_ROOT, LiveServer
+from tests.kit.server import PROJECT_ROOT, LiveServer
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--disable-background-networking", "--disable-component-update", "--no-first-run"]
 
 TIMEOUT = 8_000  # ms, for anything that should happen at once
 RECONNECT_TIMEOUT = 25_000  # ms: htmx backs off 0.5 s, 1 s, 2 s, 4 s, 8 s (±30%)
@@ -40,6 +46,12 @@ ERROR_PAGE_NOISE = (re.compile(r"^Failed to load resource: the server responded 
                                r"of 4\d\d \(\) \(http://[^/]+/\)$"),)
 
 expect.set_options(timeout=TIMEOUT)
+
+
+def chromium_or_skip() -> str:
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    return CHROMIUM
 
 
 @dataclass
