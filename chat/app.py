@@ -27,6 +27,7 @@ from chat import (
     web_search,
 )
 from chat.broker import open_broker
+from chat.forms import StoredId
 from chat.hub import Hub
 from chat.proxies import TrustedProxies
 from chat.settings import PROJECT_ROOT, Settings, load_settings, resolve_secret_key
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         MAX_CONTENT_LENGTH=64 * 1024,
     )
     app.session_interface = security.SessionCookies()
+    app.url_map.converters["id"] = StoredId
     if settings.proxy_hops:
         app.asgi_app = TrustedProxies(app.asgi_app, settings.proxy_hops)
     direct_socket.install(app)  # direct sends, stoppable reads (checks Quart at start)

@@ -80,7 +80,7 @@ async def create_bot(code: str, data: BotForm):
     return await _page(code, 201, created=bot, token=token)
 
 
-@blueprint.post("/rooms/<code>/bots/<int:bot_id>/delete")
+@blueprint.post("/rooms/<code>/bots/<id:bot_id>/delete")
 async def revoke_bot(code: str, bot_id: int):
     code, refusal = await web.admit_to_room(code)
     if refusal:

@@ -40,7 +40,7 @@ async def _edit_page(code: str, message_id: int, value: str, status: int, error:
     return html, status
 
 
-@blueprint.get("/rooms/<code>/messages/<int:message_id>/edit")
+@blueprint.get("/rooms/<code>/messages/<id:message_id>/edit")
 async def edit_form(code: str, message_id: int):
     code, refusal = await web.admit_to_room(code)
     if refusal:
@@ -53,7 +53,7 @@ async def edit_form(code: str, message_id: int):
     return await _edit_page(code, message_id, message.text, 200, None)
 
 
-@blueprint.post("/rooms/<code>/messages/<int:message_id>/edit")
+@blueprint.post("/rooms/<code>/messages/<id:message_id>/edit")
 @validate_request(MessageForm, source=DataSource.FORM)
 async def edit(code: str, message_id: int, data: MessageForm):
     code, refusal = await web.admit_to_room(code)
@@ -66,7 +66,7 @@ async def edit(code: str, message_id: int, data: MessageForm):
     return _done(code)
 
 
-@blueprint.post("/rooms/<code>/messages/<int:message_id>/delete")
+@blueprint.post("/rooms/<code>/messages/<id:message_id>/delete")
 async def delete(code: str, message_id: int):
     code, refusal = await web.admit_to_room(code)
     if refusal:
@@ -75,7 +75,7 @@ async def delete(code: str, message_id: int):
     return _done(code)
 
 
-@blueprint.get("/rooms/<code>/messages/<int:message_id>/reactions")
+@blueprint.get("/rooms/<code>/messages/<id:message_id>/reactions")
 async def reaction_picker(code: str, message_id: int):
     """The six reactions to choose from: opened in place for htmx, else a page with its
     own form. Served on demand, so that messages need not each carry them."""
@@ -89,7 +89,7 @@ async def reaction_picker(code: str, message_id: int):
     return await render_template(template, code=code, message=message)
 
 
-@blueprint.post("/rooms/<code>/messages/<int:message_id>/reactions")
+@blueprint.post("/rooms/<code>/messages/<id:message_id>/reactions")
 @validate_request(ReactionForm, source=DataSource.FORM)
 async def react(code: str, message_id: int, data: ReactionForm):
     code, refusal = await web.admit_to_room(code)

@@ -1,4 +1,5 @@
-"""Schemas of what clients send: the two HTML forms and the WebSocket frame.
+"""Schemas of what clients send: the two HTML forms, the WebSocket frame, and the ids
+in addresses.
 
 quart-schema checks shape and types here; the room rules in `chat.rooms` then check
 meaning and word the messages people see.
@@ -9,6 +10,9 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from werkzeug.routing import IntegerConverter, Map
+
+ID_MAX = 2**63 - 1  # the stores' ids are 64-bit integers
 
 
 class JoinForm(BaseModel):
@@ -48,3 +52,11 @@ class MessageFrame(BaseModel):
         if self.message is None and self.typing is None:
             raise ValueError("a frame carries a message or says its user is typing")
         return self
+
+
+class StoredId(IntegerConverter):
+    """`<id:...>` in a route: a number the stores can hold as an id; any other number is
+    no address at all (404), rather than an error deep in the store."""
+
+    def __init__(self, map: Map) -> None:
+        super().__init__(map, min=1, max=ID_MAX)

@@ -77,6 +77,18 @@ async def test_an_edit_is_checked_like_a_new_message(app):
     assert '<p class="text">keep me</p>' in await text(await ann.get(f"/rooms/{code}"))
 
 
+@pytest.mark.parametrize("message_id", ["0", str(2**63), "1" + "0" * 30])
+async def test_a_number_no_message_can_have_is_no_address(app, message_id):
+    code, ann, _ = await room_of_two(app)
+    base = f"/rooms/{code}/messages/{message_id}"
+    for action in ("edit", "delete", "reactions"):
+        response = await post_form(ann, f"{base}/{action}", {"message": "x", "emoji": "👍"})
+        assert response.status_code == 404, (action, response.status_code)
+    assert (await ann.get(f"{base}/edit")).status_code == 404
+    response = await post_form(ann, f"/rooms/{code}/bots/{message_id}/delete", {})
+    assert response.status_code == 404
+
+
 async def test_the_author_deletes_and_the_text_is_gone_for_everyone(app):
     code, ann, bob = await room_of_two(app)
     message_id = await posted(ann, code, "oops, wrong room")
