@@ -10,9 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from werkzeug.routing import IntegerConverter, Map
-
-ID_MAX = 2**63 - 1  # the stores' ids are 64-bit integers
+from werkzeug.routing import BaseConverter
 
 
 class JoinForm(BaseModel):
@@ -54,9 +52,15 @@ class MessageFrame(BaseModel):
         return self
 
 
-class StoredId(IntegerConverter):
-    """`<id:...>` in a route: a number the stores can hold as an id; any other number is
-    no address at all (404), rather than an error deep in the store."""
+class StoredId(BaseConverter):
+    """`<id:...>` in a route: a number the stores can hold as an id (they are 64-bit
+    integers, so at most 18 digits here); a longer one is no address at all (404)
+    rather than an error deep in the store."""
 
-    def __init__(self, map: Map) -> None:
-        super().__init__(map, min=1, max=ID_MAX)
+    regex = r"\d{1,18}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        return str(value)

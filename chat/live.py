@@ -136,7 +136,8 @@ class Connection:
             self._sender = None
 
     async def finish(self) -> None:
-        """Stop sending: the connection is over."""
+        """Stop sending: the connection is over (what is pushed from now on stays)."""
+        self._caught_up = None
         sender = self._sender
         if sender is not None:
             sender.cancel()

@@ -71,7 +71,7 @@ def test_change_routes_never_fail_nor_touch_what_is_not_yours(arena: Arena, whic
         # Refused before anyone's rights are looked at: no such address (404: not an id a
         # message can have), a body over the 64 KiB limit (413), the field twice (400).
         too_big = len(urlencode(fields).encode()) > 64 * 1024
-        no_such_id = not target.isdecimal() or not 0 < int(target) < 2**63
+        no_such_id = not target.isdecimal() or len(target) > 18
         malformed = ((reply.status == 404 and no_such_id)
                      or (reply.status == 413 and too_big)
                      or (reply.status == 400 and len(values) > 1))
