@@ -1,6 +1,22 @@
 """What the fuzzing tests share (tests/hardening/test_fuzz*.py): hypothesis settings and
 strategies for hostile text, and the arena (one server, one room: an attacker, an
-observer, a checker)."""
+observer, a checker).
+
+Each fuzzing module has its own server and room (the `arena` fixture); hypothesis drives
+an attacker who joined the room, while an observer (another member) records every frame
+pushed to it and a checker proves after each example that the room still works.
+Invariants, for every example:
+
+- no 5xx, and no handler exception in the server log (no "Traceback", no "ERROR");
+- a refused WebSocket frame ends with a close code from the contract (1003 binary,
+  1007 bad JSON or schema, 1009 too big), never 1011;
+- nothing the attacker typed reaches another member as markup: the observer's frames
+  hold only our own tags and attributes (no `<script`, `<img`, `on*=` attributes);
+- the room keeps working: a normal message still goes through, at once.
+
+The examples run on a private event loop (hypothesis calls a plain function per example),
+so connections and the observer live across examples.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +36,7 @@ FUZZ = settings(
     deadline=None,
     database=None,  # no .hypothesis folder in the repository
     # No shrinking: a failing example is reported as found. Shrinking examples that fail
-    # by timing out took minutes; the known failures have deterministic tests below.
+    # by timing out took minutes; the known failures have deterministic tests of their own.
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                            HealthCheck.data_too_large],
