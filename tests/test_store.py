@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
 
 from chat.store import Message, MessageMissing, NotYours, Posted, RoomGone, Store, utc_now
+from chat.store.sqlite import SQLiteStore
 from tests.kit.stores import LATEST_SCHEMA, MIGRATIONS, Database
 
 
@@ -295,6 +297,34 @@ async def test_a_database_of_the_first_release_upgrades_in_place(database: Datab
     first = await store.add_message("ABCD", "u1", "Ann", "now with a nonce", "n")
     assert not (await store.add_message("ABCD", "u1", "Ann", "again", "n")).new
     assert first.message.id > kept.id
+
+
+async def test_sqlite_file_alone_holds_messages_within_seconds(tmp_path: Path) -> None:
+    """The WAL is copied into the database file beside the writer, so a copy of the file
+    alone (a backup that missed the -wal file) is at most a couple of seconds behind."""
+    path = tmp_path / "chat.db"
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        room = await _room(store)
+        await _fill(store, room, 20)
+
+        def count_in_file_alone() -> int:
+            copy = tmp_path / "file-alone.db"
+            copy.write_bytes(path.read_bytes())
+            with sqlite3.connect(copy) as connection:
+                try:
+                    return connection.execute("SELECT count(*) FROM messages").fetchone()[0]
+                except sqlite3.OperationalError:  # not even the tables yet
+                    return 0
+
+        for _ in range(30):
+            if count_in_file_alone() == 20:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError("the database file alone still lacks the messages after 3 s")
+    finally:
+        await store.close()
 
 
 async def _build_first_release_database(database: Database) -> None:

@@ -1,8 +1,10 @@
 """SQLite store: one file in WAL mode, the embedded default.
 
-All SQLite calls run on two private threads, never on the event loop: one writer that
+All SQLite calls run on private threads, never on the event loop: one writer that
 commits messages arriving together in a single transaction (each caller still waits for
-its own commit), and one reader, which WAL lets run beside the writer. The work is split
+its own commit), one reader, which WAL lets run beside the writer, and one that copies
+the WAL into the database file every second. SQLite would otherwise do that inside a
+commit now and then, and the messages of that batch would wait for the disk. The work is split
 by concern into the mixins `rooms`, `messages`, `changes` and `bots`; `schema` opens
 and migrates the file, `rows` converts rows.
 """
@@ -10,6 +12,8 @@ and migrates the file, `rows` converts rows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +28,9 @@ from chat.store.sqlite.rooms import Rooms
 from chat.store.sqlite.schema import connect, migrate
 
 T = TypeVar("T")
+log = logging.getLogger("chat")
+
+CHECKPOINT_EVERY = 1.0  # seconds between copies of the WAL into the database file
 
 
 class SQLiteStore(Rooms, Messages, Changes, Bots):
@@ -33,6 +40,8 @@ class SQLiteStore(Rooms, Messages, Changes, Bots):
         self._reader_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-reader")
         self._write: sqlite3.Connection | None = None
         self._read: sqlite3.Connection | None = None
+        self._checkpoint_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-checkpoint")
+        self._checkpoints: asyncio.Task | None = None
         self._batcher = Batcher(self._commit_batch, "sqlite-batcher")
 
     async def _on_writer(self, work: Callable[[], T]) -> T:
@@ -45,11 +54,34 @@ class SQLiteStore(Rooms, Messages, Changes, Bots):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._write = await self._on_writer(lambda: connect(self.path))
         await self._on_writer(lambda: migrate(self._write))
+        await self._on_writer(lambda: self._write.execute("PRAGMA wal_autocheckpoint=0"))
         self._read = await self._on_reader(lambda: connect(self.path))
         self._batcher.start()
+        self._checkpoints = asyncio.create_task(self._checkpoint_often(), name="sqlite-checkpoint")
+
+    async def _checkpoint_often(self) -> None:
+        loop = asyncio.get_running_loop()
+        connection = await loop.run_in_executor(self._checkpoint_thread, connect, self.path)
+        try:
+            while True:
+                await asyncio.sleep(CHECKPOINT_EVERY)
+                try:  # PASSIVE: copies what no reader still needs, never waits for anyone
+                    await loop.run_in_executor(
+                        self._checkpoint_thread, connection.execute,
+                        "PRAGMA wal_checkpoint(PASSIVE)",
+                    )
+                except sqlite3.Error as error:
+                    log.warning("copying the WAL into the database failed: %s", error)
+        finally:
+            await asyncio.shield(loop.run_in_executor(self._checkpoint_thread, connection.close))
 
     async def close(self) -> None:
         await self._batcher.close()
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoints
+        self._checkpoint_thread.shutdown(wait=True)
         for connection, thread in (
             (self._write, self._writer_thread),
             (self._read, self._reader_thread),
