@@ -49,10 +49,6 @@ def listed(user_id: str, name: str) -> Listed:
     return Listed(member_key(user_id), name, _sort_key(name))
 
 
-def member_list(members: dict[str, str]) -> list[Listed]:
-    return sorted((listed(*member) for member in members.items()), key=lambda m: m.sort_key)
-
-
 # Member-list items rendered once per (user, name) and kept: every page of a big room
 # shows every member, so a room filling up would otherwise render N items N times.
 MEMBER_ITEMS_KEPT = 20_000
@@ -140,9 +136,6 @@ class Fragments:
 
     def typing_done(self, user_id: str) -> str:
         return f'<span id="typing-{member_key(user_id)}" hx-swap-oob="delete"></span>'
-
-    def notice_frame(self, text: str) -> str:
-        return _out_of_band("beforeend:#messages", self.notice(text))
 
     def members_frame(self, members: dict[str, str]) -> str:
         return _out_of_band("innerHTML:#presence", self.members(members))
