@@ -13,7 +13,7 @@ from quart_schema import DataSource, validate_request
 
 from chat import current, rooms, texts, web
 from chat.forms import MessageForm, ReactionForm
-from chat.store import MessageMissing, NotYours, RoomGone
+from chat.store import Message, MessageMissing, NotYours, RoomGone
 
 blueprint = Blueprint("edits", __name__)
 blueprint.before_request(web.check_csrf)
@@ -40,16 +40,22 @@ async def _edit_page(code: str, message_id: int, value: str, status: int, error:
     return html, status
 
 
+async def _existing_message(code: str, message_id: int) -> Message:
+    """The room's message, or `MessageMissing` (404, answered below)."""
+    message = await current.hub().message(code, message_id)
+    if message is None:
+        raise MessageMissing(message_id)
+    return message
+
+
 @blueprint.get("/rooms/<code>/messages/<id:message_id>/edit")
 async def edit_form(code: str, message_id: int):
     code, refusal = await web.admit_to_room(code)
     if refusal:
         return refusal
-    message = await current.hub().message(code, message_id)
-    if message is None:
-        return texts.MESSAGE_MISSING, 404
+    message = await _existing_message(code, message_id)
     if message.author_id != session["user_id"]:
-        return texts.NOT_YOURS, 403
+        raise NotYours(message_id)
     return await _edit_page(code, message_id, message.text, 200, None)
 
 
@@ -82,9 +88,7 @@ async def reaction_picker(code: str, message_id: int):
     code, refusal = await web.admit_to_room(code)
     if refusal:
         return refusal
-    message = await current.hub().message(code, message_id)
-    if message is None:
-        return texts.MESSAGE_MISSING, 404
+    message = await _existing_message(code, message_id)
     template = "fragments/react_picker.html" if _inline() else "react.html"
     return await render_template(template, code=code, message=message)
 

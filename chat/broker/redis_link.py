@@ -40,7 +40,6 @@ def encode(event: RoomEvent) -> str:
     return json.dumps(payload, separators=(",", ":"))
 
 
-
 class RedisLink:
     """Mixed into `RedisBroker`, whose state it shares."""
 

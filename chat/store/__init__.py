@@ -30,6 +30,13 @@ class NotYours(PermissionError):
     """Only a message's author may change it."""
 
 
+# The columns message and bot rows are read with, in the same order in every dialect.
+MESSAGE_COLUMNS = (
+    "id, room_code, author_id, author, body, sent_at, nonce, revision, edited_at, deleted_at"
+)
+BOT_COLUMNS = "id, room_code, name, created_at"
+
+
 @dataclass(frozen=True, slots=True)
 class Reaction:
     emoji: str

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncpg
 
 from chat.store import (
+    MESSAGE_COLUMNS,
     Message,
     MessageMissing,
     NotYours,
     group_names,
 )
 from chat.store.postgres.rows import (
-    MESSAGE_COLUMNS,
     message_from_row,
     with_reactions,
 )

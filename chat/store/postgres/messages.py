@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncpg
 
 from chat.store import (
+    MESSAGE_COLUMNS,
     Found,
     Message,
     Page,
@@ -15,7 +16,6 @@ from chat.store import (
 )
 from chat.store.batching import Draft
 from chat.store.postgres.rows import (
-    MESSAGE_COLUMNS,
     message_from_row,
     ms,
     with_reactions,

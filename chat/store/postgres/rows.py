@@ -13,13 +13,6 @@ from chat.store import (
     attach_reactions,
 )
 
-MESSAGE_COLUMNS = (
-    "id, room_code, author_id, author, body, sent_at, nonce, revision, edited_at, deleted_at"
-)
-
-
-BOT_COLUMNS = "id, room_code, name, created_at"
-
 
 def ms(moment: datetime) -> datetime:
     """`moment` in UTC, cut to the millisecond (what the SQLite store keeps)."""

@@ -5,12 +5,12 @@ from __future__ import annotations
 import sqlite3
 
 from chat.store import (
+    BOT_COLUMNS,
     Bot,
     RoomGone,
     utc_now,
 )
 from chat.store.sqlite.rows import (
-    BOT_COLUMNS,
     bot_from_row,
     to_ms,
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from chat.store import (
+    MESSAGE_COLUMNS,
     Message,
     MessageMissing,
     NotYours,
@@ -13,7 +14,6 @@ from chat.store import (
     utc_now,
 )
 from chat.store.sqlite.rows import (
-    MESSAGE_COLUMNS,
     message_from_row,
     to_ms,
     with_reactions,

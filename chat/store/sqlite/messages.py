@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 
 from chat.store import (
+    MESSAGE_COLUMNS,
     Found,
     Message,
     Page,
@@ -14,7 +15,6 @@ from chat.store import (
 )
 from chat.store.batching import Draft
 from chat.store.sqlite.rows import (
-    MESSAGE_COLUMNS,
     from_ms,
     message_from_row,
     to_ms,

@@ -12,13 +12,6 @@ from chat.store import (
     attach_reactions,
 )
 
-MESSAGE_COLUMNS = (
-    "id, room_code, author_id, author, body, sent_at, nonce, revision, edited_at, deleted_at"
-)
-
-
-BOT_COLUMNS = "id, room_code, name, created_at"
-
 
 def to_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
