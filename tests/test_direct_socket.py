@@ -64,6 +64,19 @@ async def test_fragments_queued_together_leave_as_one_frame() -> None:
     assert frames == ["<members/>", "<a id=1/><a id=2/><notice/>"]
 
 
+async def test_a_connection_stopped_as_it_came_sends_no_catch_up() -> None:
+    # A page that connects while the server shuts down is closed at once (1012), and is
+    # not sent the member list and history first.
+    socket = RecordingSocket()
+    connection = Connection(256, socket, Counts(), "user-1")  # type: ignore[arg-type]
+    connection.stop(1012)
+    await connection.catch_up(QuietHub(), "ROOM", 0, None)  # type: ignore[arg-type]
+    connection(RoomEvent("ROOM", "<a id=1/>", 1))
+    await asyncio.sleep(0.05)
+    await connection.finish()
+    assert socket.frames == []
+
+
 async def test_a_connection_that_falls_behind_is_stopped_and_its_read_interrupted() -> None:
     socket = RecordingSocket()
     connection = Connection(2, socket, Counts(), "user-1")  # type: ignore[arg-type]
@@ -102,7 +115,7 @@ async def test_a_read_gets_frames_and_stops_when_interrupted_or_the_client_goes(
     await asyncio.sleep(0)
     socket.interrupt()  # the pending read stops ...
     with pytest.raises(direct_socket.Interrupted):
-        await reading
+        await asyncio.wait_for(reading, 2)
     with pytest.raises(direct_socket.Interrupted):  # ... and so does the next
         await socket.receive()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 
+from chat.hub.announcements import Announcements
 from tests.kit.live import (
     ADD_MEMBER,
     MEMBER,
@@ -107,3 +108,29 @@ async def test_reconnecting_within_the_grace_period_neither_leaves_nor_enters(ma
         (left,) = await receive_until(ann_ws, "has left")
         assert "Bob has left the room" in left
         assert loop.time() - gone_at >= 0.9  # announced only once the grace has passed
+
+
+async def test_a_big_room_gathers_its_changes_for_longer():
+    # Ten times the members per tick: a room of 2,000 waits 10 ticks (at most 1 s), so a
+    # join storm costs it about as many frames per second as a small room.
+    published = []
+    sizes = {"BIG": 2_000, "SMALL": 10}
+
+    async def count(room: str) -> int:
+        return sizes[room]
+
+    announcements = Announcements(published.append, count, lambda g, n: "", tick=0.05)
+    try:
+        for room in sizes:  # the first frame of each: sizes not known yet, one tick
+            announcements.add(room, "entered", "u1", "Ann")
+        await asyncio.sleep(0.2)
+        assert sorted(event.room for event in published) == ["BIG", "SMALL"]
+        published.clear()
+        for room in sizes:
+            announcements.add(room, "entered", "u2", "Bob")
+        await asyncio.sleep(0.25)
+        assert [event.room for event in published] == ["SMALL"]
+        await asyncio.sleep(0.5)  # the big room's tick: 0.05 s x 2,000 / 200 = 0.5 s
+        assert sorted(event.room for event in published) == ["BIG", "SMALL"]
+    finally:
+        await announcements.stop()
