@@ -19,7 +19,12 @@ writer or the hub can stop a connection's read, and only its read (the pending `
 is cancelled and the cancellation taken back, so a shutdown's cancellation still goes
 through).
 
-What Quart builds is checked at start (`check_quart`): `SocketHookError` if it changed.
+Once accepted, the socket goes below hypercorn where it can (`chat.raw_socket`): frames
+in are read there, and `write_frame()` puts a frame built once for the room straight
+onto the transport (False where it cannot: the caller then sends the usual way).
+
+What Quart builds is checked at start (`check_quart`): `SocketHookError` if it changed;
+`chat.raw_socket` checks hypercorn the same way.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from typing import Any
 from quart import Quart
 from quart.asgi import ASGIWebsocketConnection
 from quart.wrappers.websocket import Websocket
+
+from chat.raw_socket import RawSocket, check_hypercorn, raw_socket
 
 
 class SocketHookError(RuntimeError):
@@ -122,10 +129,17 @@ class DirectWebsocket(Websocket):
         self._accepted = False
         self._direct_send = _asgi_send(self._send)
         self._inbox = _inbox(self._receive)
+        self._raw: RawSocket | None = None
 
     async def accept(self, headers: Any = None, subprotocol: str | None = None) -> None:
         await super().accept(headers, subprotocol)
         self._accepted = True
+        self._raw = raw_socket(self._direct_send)
+
+    def write_frame(self, frame: bytes) -> bool:
+        """Write a frame made by `chat.frames` onto the transport now; False when it must
+        be sent the usual way instead (see the module)."""
+        return self._raw is not None and self._raw.write(frame)
 
     async def send(self, data: str | bytes) -> None:
         if not self._accepted or self._direct_send is None:
@@ -172,3 +186,4 @@ def install(app: Quart) -> None:
     app.websocket_class = DirectWebsocket
     app.asgi_websocket_class = DirectConnection
     check_quart(app)
+    check_hypercorn()

@@ -1,9 +1,11 @@
 """Live connections: the `/rooms/<code>/ws` WebSocket that htmx's `hx-ws` talks to.
 
 Each connection sends what the page missed, then reads frames and posts them through the
-hub in the server's own task, while a short task sends the bounded queue of frames made
-by `chat.fragments` whenever it holds any; a client that lets its queue overflow is
-closed with 1013 (htmx reconnects and catches up) so it never holds up the room.
+hub in the server's own task. A room's events go straight onto the socket's transport,
+framed once for the room, while it keeps up; otherwise a short task sends the bounded
+queue of fragments made by `chat.fragments` whenever it holds any, waiting for the
+client. A client that lets its queue overflow is closed with 1013 (htmx reconnects and
+catches up) so it never holds up the room.
 Close codes are in `chat.close_codes`, close reasons in `chat.texts`.
 """
 
@@ -28,6 +30,7 @@ from chat.close_codes import (
 )
 from chat.direct_socket import DirectWebsocket, Interrupted
 from chat.forms import MessageFrame
+from chat.frames import text_frame
 from chat.hub import Hub, TooManyLookups
 from chat.metrics import Counts
 from chat.store import RoomGone
@@ -46,13 +49,14 @@ class Refused(Exception):
 
 
 class Connection:
-    """One socket's outgoing side: a bounded list of frames, sent by a short task that
-    runs while anything is queued.
+    """One socket's outgoing side: events written straight to the transport while
+    nothing waits before them, else a bounded list of fragments, sent by a short task
+    that runs while anything is queued.
 
-    An idle connection holds no task of its own, and a wake-up costs one task, the same
-    as waking a long-lived writer. Whatever is queued when the task runs leaves as one
-    frame (pages accept frames holding many out-of-band fragments). Nothing is sent
-    before the catch-up, which the handler sends first.
+    An idle connection holds no task of its own. Whatever is queued when the task runs
+    leaves as one frame (pages accept frames holding many out-of-band fragments), and
+    direct writes start again once the queue is empty, so the order holds. Nothing is
+    sent before the catch-up, which the handler sends first.
     """
 
     __slots__ = ("_caught_up", "_counts", "_limit", "_pending", "_sender", "_socket",
@@ -74,8 +78,29 @@ class Connection:
         self.write_error: Exception | None = None
 
     def __call__(self, event: RoomEvent) -> None:
-        if event.skip_user != self.user_id:
-            self.push(event.html, event.message_id)
+        if event.skip_user == self.user_id:
+            return
+        if self._writes_directly():
+            caught_up = self._caught_up
+            if caught_up and event.message_id in caught_up:
+                caught_up.discard(event.message_id)  # the catch-up sent it already
+                return
+            if self._socket.write_frame(event.frame):  # framed once for the whole room
+                self._counts.frames_delivered += 1
+                return
+        self.push(event.html, event.message_id)  # queued behind the rest, or waits for room
+
+    def reply(self, html: str) -> None:
+        """Send what is for this page alone (its form back, or its message again)."""
+        if self._writes_directly() and self._socket.write_frame(text_frame(html)):
+            self._counts.frames_delivered += 1
+            return
+        self.push(html)
+
+    def _writes_directly(self) -> bool:
+        """True once caught up, while nothing waits to be sent before what comes next."""
+        return (self._caught_up is not None and not self._pending and self._sender is None
+                and self.close_code is None)
 
     def push(self, html: str, message_id: int | None = None) -> None:
         if len(self._pending) >= self._limit:
@@ -273,4 +298,4 @@ async def _read(hub: Hub, code: str, user_id: str, name: str, connection: Connec
         except RoomGone:
             return POLICY_VIOLATION
         if reply is not None:  # for this page alone: its form back, or its message again
-            connection.push(reply)
+            connection.reply(reply)

@@ -30,6 +30,9 @@ class RecordingSocket:
     def interrupt(self) -> None:
         self.interruptions += 1
 
+    def write_frame(self, frame: bytes) -> bool:
+        return False  # no transport of its own: everything goes through send
+
 
 class QuietHub:
     """A room with no members to list and nothing to catch up."""

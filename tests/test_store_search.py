@@ -142,6 +142,53 @@ async def test_the_index_follows_writes_to_messages(database: Database, store: S
     assert await _found(store, doomed, "alpha") == []
 
 
+async def test_changes_reach_search_before_and_after_the_index_took_the_message_in(
+    database: Database, store: Store
+) -> None:
+    """SQLite indexes new messages in batches: a message changed while still waiting for
+    the index, and one changed after, are both found as they are now."""
+    room = await _room(store)
+    early = await _post(store, room, "gamma first")
+    gone_early = await _post(store, room, "gamma doomed early")
+    assert await _found(store, room, "gamma") == ["gamma doomed early", "gamma first"]
+    late = await _post(store, room, "gamma second")
+    gone_late = await _post(store, room, "gamma doomed late")
+    for message, text in ((early, "delta first"), (late, "delta second")):
+        await _sql(database, f"UPDATE messages SET body = '{text}' WHERE id = $1", message.id)
+    for message in (gone_early, gone_late):
+        await _sql(database, "DELETE FROM messages WHERE id = $1", message.id)
+
+    assert await _found(store, room, "gamma") == []
+    assert await _found(store, room, "delta") == ["delta second", "delta first"]
+    if database.kind == "sqlite":  # FTS5 checks its index against the messages
+        with sqlite3.connect(database.location) as connection:
+            connection.execute("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
+
+
+async def test_sqlite_indexes_new_messages_within_seconds_without_a_search(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "chat.db")
+    await store.open()
+    try:
+        room = await _room(store)
+        await _post(store, room, "epsilon waits for no search")
+
+        def indexed() -> int:
+            with sqlite3.connect(store.path) as connection:
+                return connection.execute(
+                    "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'epsilon'"
+                ).fetchone()[0]
+
+        for _ in range(50):
+            if indexed():
+                break
+            await asyncio.sleep(0.1)
+        assert indexed() == 1
+    finally:
+        await store.close()
+
+
 async def _sql(database: Database, statement: str, *args: object) -> None:
     if database.kind == "sqlite":
         with sqlite3.connect(database.location) as connection:

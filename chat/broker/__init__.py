@@ -1,6 +1,7 @@
 """The fan-out boundary: events for a room reach every subscriber of that room.
 
-An event carries HTML rendered once; every subscriber gets the same string. The hub
+An event carries HTML rendered once, and framed once for sockets written to directly;
+every subscriber gets the same string and the same frame. The hub
 publishes, live connections subscribe; `open_broker` picks the implementation from
 `CHAT_BROKER_URL` (in-process by default).
 """
@@ -8,13 +9,14 @@ publishes, live connections subscribe; `open_broker` picks the implementation fr
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from chat.frames import text_frame
 from chat.settings import Settings, SettingsError
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RoomEvent:
     room: str
     html: str
@@ -22,6 +24,14 @@ class RoomEvent:
     message_id: int | None = None
     # Set for what everyone but this user gets (someone is typing).
     skip_user: str | None = None
+    _frame: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def frame(self) -> bytes:
+        """The HTML as one WebSocket text frame, built by the first socket that asks."""
+        if self._frame is None:
+            self._frame = text_frame(self.html)
+        return self._frame
 
 
 Subscriber = Callable[[RoomEvent], None]

@@ -17,11 +17,16 @@ import pytest
 from chat.store import Store
 
 MIGRATIONS = resources.files("chat.store") / "migrations"
-LATEST_SCHEMA = max(
-    int(entry.name.split("_", 1)[0])
-    for entry in (MIGRATIONS / "sqlite").iterdir()
-    if entry.name.endswith(".sql")
-)
+
+
+def latest_schema(kind: str) -> int:
+    """The newest migration of a kind of store (each store numbers its own)."""
+    return max(
+        int(entry.name.split("_", 1)[0])
+        for entry in (MIGRATIONS / kind).iterdir()
+        if entry.name.endswith(".sql")
+    )
+
 
 POSTGRES_URL = os.environ.get(
     "CHAT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

@@ -4,7 +4,8 @@ All SQLite calls run on private threads, never on the event loop: one writer tha
 commits messages arriving together in a single transaction (each caller still waits for
 its own commit), one reader, which WAL lets run beside the writer, and one that copies
 the WAL into the database file every second. SQLite would otherwise do that inside a
-commit now and then, and the messages of that batch would wait for the disk. The work is split
+commit now and then, and the messages of that batch would wait for the disk. Every
+second the writer also adds the new messages to the search index, as one batch. The work is split
 by concern into the mixins `rooms`, `messages`, `changes` and `bots`; `schema` opens
 and migrates the file, `rows` converts rows.
 """
@@ -30,7 +31,7 @@ from chat.store.sqlite.schema import connect, migrate
 T = TypeVar("T")
 log = logging.getLogger("chat")
 
-CHECKPOINT_EVERY = 1.0  # seconds between copies of the WAL into the database file
+UPKEEP_EVERY = 1.0  # seconds between search indexing and copies of the WAL into the file
 
 
 class SQLiteStore(Rooms, Messages, Changes, Bots):
@@ -41,7 +42,7 @@ class SQLiteStore(Rooms, Messages, Changes, Bots):
         self._write: sqlite3.Connection | None = None
         self._read: sqlite3.Connection | None = None
         self._checkpoint_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-checkpoint")
-        self._checkpoints: asyncio.Task | None = None
+        self._upkeep: asyncio.Task | None = None
         self._batcher = Batcher(self._commit_batch, "sqlite-batcher")
 
     async def _on_writer(self, work: Callable[[], T]) -> T:
@@ -57,14 +58,18 @@ class SQLiteStore(Rooms, Messages, Changes, Bots):
         await self._on_writer(lambda: self._write.execute("PRAGMA wal_autocheckpoint=0"))
         self._read = await self._on_reader(lambda: connect(self.path))
         self._batcher.start()
-        self._checkpoints = asyncio.create_task(self._checkpoint_often(), name="sqlite-checkpoint")
+        self._upkeep = asyncio.create_task(self._keep_up(), name="sqlite-upkeep")
 
-    async def _checkpoint_often(self) -> None:
+    async def _keep_up(self) -> None:
         loop = asyncio.get_running_loop()
         connection = await loop.run_in_executor(self._checkpoint_thread, connect, self.path)
         try:
             while True:
-                await asyncio.sleep(CHECKPOINT_EVERY)
+                await asyncio.sleep(UPKEEP_EVERY)
+                try:
+                    await self._on_writer(self._index_for_search)
+                except sqlite3.Error as error:
+                    log.warning("indexing new messages for search failed: %s", error)
                 try:  # PASSIVE: copies what no reader still needs, never waits for anyone
                     await loop.run_in_executor(
                         self._checkpoint_thread, connection.execute,
@@ -77,10 +82,10 @@ class SQLiteStore(Rooms, Messages, Changes, Bots):
 
     async def close(self) -> None:
         await self._batcher.close()
-        if self._checkpoints is not None:
-            self._checkpoints.cancel()
+        if self._upkeep is not None:
+            self._upkeep.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._checkpoints
+                await self._upkeep
         self._checkpoint_thread.shutdown(wait=True)
         for connection, thread in (
             (self._write, self._writer_thread),

@@ -1,5 +1,6 @@
 """Messages: batched inserts (one transaction for messages arriving together, a
-nonce posting once), pages of history and full-text search (FTS5)."""
+nonce posting once), pages of history and full-text search (FTS5, indexed in batches:
+see migration 0008)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,26 @@ class Messages:
         )
         return Posted(message, new=True)
 
+    def _index_for_search(self) -> None:
+        """Add the messages stored since the last call to the search index, in one
+        transaction (BEGIN IMMEDIATE: another process on the file cannot index the same
+        messages meanwhile)."""
+        self._write.execute("BEGIN IMMEDIATE")
+        try:
+            self._write.execute(
+                "INSERT INTO messages_fts (rowid, room_code, body)"
+                " SELECT id, room_code, body FROM messages"
+                " WHERE id > (SELECT indexed_upto FROM search_index)"
+            )
+            self._write.execute(
+                "UPDATE search_index SET indexed_upto = newest"
+                " FROM (SELECT max(id) AS newest FROM messages) WHERE newest > indexed_upto"
+            )
+            self._write.execute("COMMIT")
+        except BaseException:
+            self._write.execute("ROLLBACK")
+            raise
+
     async def page_before(self, room: str, before_id: int | None, limit: int) -> Page:
         def query() -> Page:
             rows = self._read.execute(
@@ -106,6 +127,8 @@ class Messages:
         if not words:
             return Found([], has_more=False)
         columns = ", ".join(f"m.{column}" for column in MESSAGE_COLUMNS.split(", "))
+
+        await self._on_writer(self._index_for_search)  # what was just stored is found too
 
         def query() -> Found:
             # The room is part of the match, so the index intersects it with the words;
