@@ -38,12 +38,15 @@ log = logging.getLogger("chat")
 SIGTERM_GRACE = 0.5
 
 
+# Both formatted by hand: strftime costs more than the rest of a message's header.
 def _iso_utc(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"
+            f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z")
 
 
 def _readable_utc(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
+    return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d} "
+            f"{moment.hour:02d}:{moment.minute:02d} UTC")
 
 
 def _close_sockets_on_sigterm(hub: Hub) -> None:

@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from jinja2 import Environment
+from jinja2 import Environment, Template
 from markupsafe import Markup
 
 from chat import text
@@ -39,6 +39,13 @@ def _sort_key(name: str) -> str:
     )
 
 
+# Member keys and list items rendered once per user (and name) and kept: every page of
+# a big room shows every member, so a room filling up would otherwise render N items N
+# times, and every message names its author's key.
+MEMBER_ITEMS_KEPT = 20_000
+
+
+@functools.lru_cache(maxsize=MEMBER_ITEMS_KEPT)
 def member_key(user_id: str) -> str:
     """A member's public key: names their list item and marks their messages (so a
     page can tell its own), without revealing the user id."""
@@ -49,11 +56,6 @@ def listed(user_id: str, name: str) -> Listed:
     return Listed(member_key(user_id), name, _sort_key(name))
 
 
-# Member-list items rendered once per (user, name) and kept: every page of a big room
-# shows every member, so a room filling up would otherwise render N items N times.
-MEMBER_ITEMS_KEPT = 20_000
-
-
 class Fragments:
     def __init__(self, jinja: Environment) -> None:
         # Quart's environment renders asynchronously; fragments are rendered on the hot
@@ -61,14 +63,23 @@ class Fragments:
         # loader, filters and globals).
         jinja = jinja.overlay(enable_async=False)
         jinja.filters = {**jinja.filters, "member_key": member_key}
-        self._message = jinja.get_template("fragments/message.html")
-        self._notice = jinja.get_template("fragments/notice.html")
-        self._members = jinja.get_template("fragments/members.html")
-        self._member = jinja.get_template("fragments/member.html")
-        self._member_count = jinja.get_template("fragments/member_count.html")
-        self._message_form = jinja.get_template("fragments/message_form.html")
-        self._page = jinja.get_template("fragments/earlier.html")
-        self._typing = jinja.get_template("fragments/typing.html")
+
+        def template(name: str) -> Template:
+            # A template's globals are a ChainMap over the app's, which Jinja copies key
+            # by key into every render's context (a third of rendering a message): a
+            # plain dict instead, copied now, so globals are registered before this.
+            loaded = jinja.get_template(f"fragments/{name}.html")
+            loaded.globals = dict(loaded.globals)
+            return loaded
+
+        self._message = template("message")
+        self._notice = template("notice")
+        self._members = template("members")
+        self._member = template("member")
+        self._member_count = template("member_count")
+        self._message_form = template("message_form")
+        self._page = template("earlier")
+        self._typing = template("typing")
         self._member_item = functools.lru_cache(maxsize=MEMBER_ITEMS_KEPT)(
             self._render_member_item
         )
