@@ -37,7 +37,7 @@ from quart import Quart
 from quart.asgi import ASGIWebsocketConnection
 from quart.wrappers.websocket import Websocket
 
-from chat.raw_socket import RawSocket, check_hypercorn, raw_socket
+from chat.raw_socket import check_hypercorn, raw_socket
 
 
 class SocketHookError(RuntimeError):
@@ -129,17 +129,19 @@ class DirectWebsocket(Websocket):
         self._accepted = False
         self._direct_send = _asgi_send(self._send)
         self._inbox = _inbox(self._receive)
-        self._raw: RawSocket | None = None
 
     async def accept(self, headers: Any = None, subprotocol: str | None = None) -> None:
         await super().accept(headers, subprotocol)
         self._accepted = True
-        self._raw = raw_socket(self._direct_send)
+        raw = raw_socket(self._direct_send)
+        if raw is not None:
+            self.write_frame = raw.write  # type: ignore[method-assign]  # one call less
 
     def write_frame(self, frame: bytes) -> bool:
         """Write a frame made by `chat.frames` onto the transport now; False when it must
-        be sent the usual way instead (see the module)."""
-        return self._raw is not None and self._raw.write(frame)
+        be sent the usual way instead (see the module). Replaced by the raw socket's own
+        `write` once accepted where it can go below hypercorn."""
+        return False
 
     async def send(self, data: str | bytes) -> None:
         if not self._accepted or self._direct_send is None:

@@ -60,7 +60,7 @@ class Connection:
     """
 
     __slots__ = ("_caught_up", "_counts", "_limit", "_pending", "_sender", "_socket",
-                 "close_code", "user_id", "write_error")
+                 "_write_frame", "close_code", "user_id", "write_error")
 
     def __init__(
         self, queue_size: int, socket: DirectWebsocket, counts: Counts, user_id: str
@@ -70,6 +70,7 @@ class Connection:
         self._counts = counts
         self._pending: list[tuple[int | None, str]] = []
         self._socket = socket
+        self._write_frame = socket.write_frame  # the accepted socket's: below hypercorn
         self._sender: asyncio.Task | None = None
         # Message ids the catch-up sent (skipped when they come live); None before it.
         self._caught_up: set[int] | None = None
@@ -85,14 +86,14 @@ class Connection:
             if caught_up and event.message_id in caught_up:
                 caught_up.discard(event.message_id)  # the catch-up sent it already
                 return
-            if self._socket.write_frame(event.frame):  # framed once for the whole room
+            if self._write_frame(event.frame):  # framed once for the whole room
                 self._counts.frames_delivered += 1
                 return
         self.push(event.html, event.message_id)  # queued behind the rest, or waits for room
 
     def reply(self, html: str) -> None:
         """Send what is for this page alone (its form back, or its message again)."""
-        if self._writes_directly() and self._socket.write_frame(text_frame(html)):
+        if self._writes_directly() and self._write_frame(text_frame(html)):
             self._counts.frames_delivered += 1
             return
         self.push(html)

@@ -63,8 +63,10 @@ class RawSocket:
     def write(self, frame: bytes) -> bool:
         """Write a frame made by `chat.frames` now; False when it must be sent the usual
         way instead (see the module)."""
-        transport = self._transport
-        if (not self._open() or transport.is_closing()
+        stream, transport = self._stream, self._transport  # `_open()`, inlined: per delivery
+        if (stream.closed or stream.state is not ASGIWebsocketState.CONNECTED
+                or stream.connection.state is not ConnectionState.OPEN
+                or transport.is_closing()
                 or transport.get_write_buffer_size() >= self._high_water):
             return False
         transport.write(frame)

@@ -38,7 +38,10 @@ def is_well_formed_code(code: str, length: int) -> bool:
 
 def _has_unprintable(text: str, allowed: str = "") -> bool:
     # Cc: control characters; Cf: invisible formatting (bidi overrides, zero-width);
-    # Cs: lone surrogates; Co/Cn: private use and unassigned.
+    # Cs: lone surrogates; Co/Cn: private use and unassigned. `isprintable()` is False
+    # for all of these (and for separators other than the space), in one C pass.
+    if text.isprintable():
+        return False
     return any(
         unicodedata.category(char) in {"Cc", "Cf", "Cs", "Co", "Cn"} and char not in allowed
         for char in text

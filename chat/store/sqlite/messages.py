@@ -44,6 +44,8 @@ class Messages:
 
     def _insert_batch(self, batch: list[Draft]) -> list[Posted | None]:
         sent_ms = to_ms(utc_now())
+        if len(batch) == 1:  # one statement is its own transaction: one lock, one commit
+            return [self._insert(batch[0], sent_ms)]
         self._write.execute("BEGIN")
         try:
             results = [self._insert(draft, sent_ms) for draft in batch]
@@ -54,24 +56,25 @@ class Messages:
         return results
 
     def _insert(self, draft: Draft, sent_ms: int) -> Posted | None:
-        if draft.nonce:
+        try:
+            inserted = self._write.execute(
+                "INSERT INTO messages (room_code, author_id, author, body, sent_at, nonce)"
+                " VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (room_code, author_id, nonce) WHERE nonce IS NOT NULL DO NOTHING"
+                " RETURNING id",
+                (draft.room, draft.author_id, draft.author, draft.text, sent_ms, draft.nonce),
+            ).fetchall()  # to the end: an autocommit statement commits once it is done
+        except sqlite3.IntegrityError:  # the room was deleted meanwhile
+            return None
+        if not inserted:  # the nonce was posted before: that message stands
             row = self._write.execute(
                 f"SELECT {MESSAGE_COLUMNS} FROM messages"
                 " WHERE room_code = ? AND author_id = ? AND nonce = ?",
                 (draft.room, draft.author_id, draft.nonce),
             ).fetchone()
-            if row is not None:
-                return Posted(message_from_row(row), new=False)
-        try:
-            cursor = self._write.execute(
-                "INSERT INTO messages (room_code, author_id, author, body, sent_at, nonce)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (draft.room, draft.author_id, draft.author, draft.text, sent_ms, draft.nonce),
-            )
-        except sqlite3.IntegrityError:  # the room was deleted meanwhile
-            return None
+            return Posted(message_from_row(row), new=False)
         message = Message(
-            cursor.lastrowid, draft.room, draft.author_id, draft.author, draft.text,
+            inserted[0][0], draft.room, draft.author_id, draft.author, draft.text,
             from_ms(sent_ms), draft.nonce,
         )
         return Posted(message, new=True)
