@@ -281,8 +281,9 @@ async def _read(hub: Hub, code: str, user_id: str, name: str, connection: Connec
     """Post each frame's message (or pass on that its user is typing); returns a close
     code when a frame is unacceptable."""
     frame_max = current.settings().ws_frame_max
+    receive = websocket._get_current_object().receive  # the proxy's lookup, once
     while True:
-        data = await websocket.receive()
+        data = await receive()
         if not isinstance(data, str):  # binary (an empty binary frame arrives as None)
             return UNSUPPORTED_DATA
         if len(data) > frame_max:

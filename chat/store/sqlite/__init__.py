@@ -17,7 +17,6 @@ import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -27,6 +26,7 @@ from chat.store.sqlite.changes import Changes
 from chat.store.sqlite.messages import Messages
 from chat.store.sqlite.rooms import Rooms
 from chat.store.sqlite.schema import connect, migrate
+from chat.store.sqlite.worker import Worker
 
 T = TypeVar("T")
 log = logging.getLogger("chat")
@@ -37,19 +37,19 @@ UPKEEP_EVERY = 1.0  # seconds between search indexing and copies of the WAL into
 class SQLiteStore(Rooms, Messages, Changes, Bots):
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
-        self._reader_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-reader")
+        self._writer = Worker("sqlite-writer")
+        self._reader = Worker("sqlite-reader")
         self._write: sqlite3.Connection | None = None
         self._read: sqlite3.Connection | None = None
-        self._checkpoint_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-checkpoint")
+        self._checkpointer = Worker("sqlite-checkpoint")
         self._upkeep: asyncio.Task | None = None
         self._batcher = Batcher(self._commit_batch, "sqlite-batcher")
 
     async def _on_writer(self, work: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._writer_thread, work)
+        return await self._writer.run(work)
 
     async def _on_reader(self, work: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._reader_thread, work)
+        return await self._reader.run(work)
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,8 +61,7 @@ class SQLiteStore(Rooms, Messages, Changes, Bots):
         self._upkeep = asyncio.create_task(self._keep_up(), name="sqlite-upkeep")
 
     async def _keep_up(self) -> None:
-        loop = asyncio.get_running_loop()
-        connection = await loop.run_in_executor(self._checkpoint_thread, connect, self.path)
+        connection = await self._checkpointer.run(lambda: connect(self.path))
         try:
             while True:
                 await asyncio.sleep(UPKEEP_EVERY)
@@ -71,14 +70,13 @@ class SQLiteStore(Rooms, Messages, Changes, Bots):
                 except sqlite3.Error as error:
                     log.warning("indexing new messages for search failed: %s", error)
                 try:  # PASSIVE: copies what no reader still needs, never waits for anyone
-                    await loop.run_in_executor(
-                        self._checkpoint_thread, connection.execute,
-                        "PRAGMA wal_checkpoint(PASSIVE)",
+                    await self._checkpointer.run(
+                        lambda: connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
                     )
                 except sqlite3.Error as error:
                     log.warning("copying the WAL into the database failed: %s", error)
         finally:
-            await asyncio.shield(loop.run_in_executor(self._checkpoint_thread, connection.close))
+            await asyncio.shield(self._checkpointer.run(connection.close))
 
     async def close(self) -> None:
         await self._batcher.close()
@@ -86,14 +84,11 @@ class SQLiteStore(Rooms, Messages, Changes, Bots):
             self._upkeep.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._upkeep
-        self._checkpoint_thread.shutdown(wait=True)
-        for connection, thread in (
-            (self._write, self._writer_thread),
-            (self._read, self._reader_thread),
-        ):
+        self._checkpointer.stop()
+        for connection, worker in ((self._write, self._writer), (self._read, self._reader)):
             if connection is not None:
-                await asyncio.get_running_loop().run_in_executor(thread, connection.close)
-            thread.shutdown(wait=True)
+                await worker.run(connection.close)
+            worker.stop()
 
     async def ping(self) -> bool:
         try:
