@@ -85,7 +85,9 @@ class Fragments:
         )
 
     def message(self, message: Message, mentionable: Mentionable | None = None) -> str:
-        return self._message.render(message=message, mentionable=mentionable or {})
+        # `around` given (no message is highlighted live): looking up a missing name
+        # makes Jinja build an Undefined for every comparison.
+        return self._message.render(message=message, mentionable=mentionable or {}, around=None)
 
     def page(
         self,

@@ -81,7 +81,9 @@ class Connection:
     def __call__(self, event: RoomEvent) -> None:
         if event.skip_user == self.user_id:
             return
-        if self._writes_directly():
+        # `_writes_directly()`, spelt out: this runs for every member of every event.
+        if (self._caught_up is not None and not self._pending and self._sender is None
+                and self.close_code is None):
             caught_up = self._caught_up
             if caught_up and event.message_id in caught_up:
                 caught_up.discard(event.message_id)  # the catch-up sent it already
