@@ -6,8 +6,9 @@ and an await, and every frame that comes in goes through wsproto's byte-by-byte
 generators and a buffer of hypercorn's. A chat room sends each event to every member,
 so `RawSocket.write` takes a frame built once for the room by `chat.frames` and
 writes it with one call, and `RawSocket` reads the plain text frames browsers send
-itself, handing each text to the app through hypercorn's own queue (whose bound still
-holds back a client that sends faster than it is read).
+itself, as hypercorn's server reads them off the socket (before its HTTP/1.1 protocol
+and wsproto), handing each text to the app through hypercorn's own queue (whose bound
+still holds back a client that sends faster than it is read).
 
 Both happen only where the bytes are exactly what hypercorn and wsproto would make of
 them: WebSocket over HTTP/1.1 (hypercorn's `WSStream` under `H11Protocol` under its
@@ -24,13 +25,12 @@ and raises `RawSocketError` otherwise.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from hypercorn.asyncio.tcp_server import TCPServer
-from hypercorn.events import Event
-from hypercorn.protocol.events import Data
-from hypercorn.protocol.h11 import H11Protocol
+from hypercorn.events import Event, RawData
+from hypercorn.protocol import ProtocolWrapper
+from hypercorn.protocol.h11 import H11Protocol, H11WSConnection
 from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.frame_protocol import FrameDecoder, MessageDecoder
@@ -45,15 +45,17 @@ class RawSocketError(RuntimeError):
 class RawSocket:
     """The transport and frame reading of one accepted hypercorn WebSocket."""
 
-    __slots__ = ("_handle", "_high_water", "_size_max", "_stream", "_transport")
+    __slots__ = ("_h11", "_handle", "_high_water", "_size_max", "_stream", "_transport")
 
-    def __init__(self, stream: WSStream, transport: asyncio.WriteTransport) -> None:
+    def __init__(self, stream: WSStream, server: TCPServer, h11: H11Protocol) -> None:
         self._stream = stream
-        self._transport = transport
-        self._high_water = transport.get_write_buffer_limits()[1]
+        self._h11 = h11
+        self._transport = server.writer.transport
+        self._high_water = self._transport.get_write_buffer_limits()[1]
         self._size_max = stream.config.websocket_max_message_size
-        self._handle = stream.handle  # hypercorn's, for all that is not read here
-        stream.handle = self._read  # what H11Protocol calls with each chunk of bytes
+        # What the server hands each chunk it reads; hypercorn's own for all not read here.
+        self._handle = server.protocol.handle
+        server.protocol.handle = self._read
 
     def _open(self) -> bool:
         stream = self._stream
@@ -73,19 +75,22 @@ class RawSocket:
         return True
 
     async def _read(self, event: Event) -> None:
-        if type(event) is not Data or not self._between_frames():
-            await self._handle(event)
-            return
-        texts, used = read_text_frames(event.data, self._size_max)
-        put = self._stream.app_put
-        for text in texts:
-            await put({"type": "websocket.receive", "bytes": None, "text": text})
-        if used < len(event.data):
-            await self._handle(Data(stream_id=event.stream_id, data=event.data[used:]))
+        if type(event) is RawData and self._between_frames():
+            texts, used = read_text_frames(event.data, self._size_max)
+            if used:
+                put = self._stream.app_put
+                for text in texts:
+                    await put({"type": "websocket.receive", "bytes": None, "text": text})
+                if used == len(event.data):
+                    return
+                event = RawData(data=event.data[used:])
+        await self._handle(event)  # from the first byte not read here, as it came
 
     def _between_frames(self) -> bool:
-        """wsproto holds no part of a frame or message, so the next byte starts a frame."""
-        if not self._open() or self._stream.buffer.value is not None:
+        """Neither hypercorn nor wsproto holds part of a frame or message, so the next
+        byte starts a frame."""
+        if (not self._open() or self._stream.buffer.value is not None
+                or self._h11.connection.buffer):
             return False
         protocol = self._stream.connection._proto
         decoder = protocol._frame_decoder
@@ -103,11 +108,12 @@ def raw_socket(send: Any) -> RawSocket | None:
     if not isinstance(protocol, H11Protocol):  # HTTP/2 carries frames in its own frames
         return None
     server = getattr(protocol.send, "__self__", None)
-    if not isinstance(server, TCPServer):
+    if not isinstance(server, TCPServer) or getattr(server.protocol, "protocol", None) is not (
+            protocol) or not isinstance(protocol.connection, H11WSConnection):
         return None
     if stream.connection._proto.extensions:  # compressed: each socket frames its own
         return None
-    return RawSocket(stream, server.writer.transport)
+    return RawSocket(stream, server, protocol)
 
 
 def _names(function: Any) -> set[str]:
@@ -129,8 +135,16 @@ def check_hypercorn() -> None:
         (WSStream._accept, {"connection"}, "WSStream keeps its wsproto connection elsewhere"),
         (H11Protocol._create_stream, {"WSStream", "stream_send"},
          "H11Protocol no longer gives its WSStream stream_send"),
+        (TCPServer._read_data, {"protocol", "handle", "RawData"},
+         "TCPServer no longer hands what it reads to its protocol's handle"),
+        (ProtocolWrapper.handle, {"protocol", "handle"},
+         "ProtocolWrapper no longer hands events to its protocol"),
+        (H11Protocol.handle, {"receive_data", "_handle_events"},
+         "H11Protocol no longer feeds what it reads to its connection"),
         (H11Protocol._handle_events, {"stream", "handle"},
          "H11Protocol no longer hands a WebSocket's bytes to its stream's handle"),
+        (H11WSConnection.next_event, {"buffer"},
+         "H11WSConnection no longer passes a WebSocket's bytes through its buffer"),
         (H11Protocol.stream_send, {"RawData"}, "H11Protocol.stream_send writes no RawData"),
         (TCPServer.protocol_send, {"writer"}, "TCPServer.protocol_send writes to no writer"),
     ]
