@@ -108,8 +108,10 @@ def raw_socket(send: Any) -> RawSocket | None:
     if not isinstance(protocol, H11Protocol):  # HTTP/2 carries frames in its own frames
         return None
     server = getattr(protocol.send, "__self__", None)
-    if not isinstance(server, TCPServer) or getattr(server.protocol, "protocol", None) is not (
-            protocol) or not isinstance(protocol.connection, H11WSConnection):
+    if not isinstance(server, TCPServer):
+        return None
+    wrapped = getattr(server.protocol, "protocol", None)  # ProtocolWrapper's HTTP/1.1
+    if wrapped is not protocol or not isinstance(protocol.connection, H11WSConnection):
         return None
     if stream.connection._proto.extensions:  # compressed: each socket frames its own
         return None

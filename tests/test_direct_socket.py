@@ -11,8 +11,8 @@ from quart.wrappers.websocket import Websocket
 
 from chat import direct_socket
 from chat.broker import RoomEvent
-from chat.live import Connection
 from chat.metrics import Counts
+from chat.outgoing import Connection
 
 
 class RecordingSocket:
