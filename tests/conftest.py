@@ -81,11 +81,14 @@ def client(app: Quart) -> TestClientProtocol:
     return app.test_client()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "sqlite-shared", "postgres"])
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
+    """A fresh database: SQLite as one process uses it (writes on the event loop) or as
+    several do (writes on a thread), or a PostgreSQL schema."""
+    if request.param.startswith("sqlite"):
         path = tmp_path / "chat.db"
-        database = Database("sqlite", lambda: SQLiteStore(path), path)
+        alone = request.param == "sqlite"
+        database = Database("sqlite", lambda: SQLiteStore(path, alone=alone), path)
         yield database
         await database.close_all()
         return

@@ -260,6 +260,7 @@ async def open_store(settings: Settings) -> Store:
             raise SettingsError(f"CHAT_DATABASE_URL {url!r} names a store this build lacks")
         from chat.store.sqlite import SQLiteStore
 
-        store = SQLiteStore(path)
+        # Without a shared broker this process is the only one on the file.
+        store = SQLiteStore(path, alone=not settings.broker_url)
     await store.open()
     return store

@@ -1,13 +1,17 @@
 """SQLite store: one file in WAL mode, the embedded default.
 
-All SQLite calls run on private threads, never on the event loop: one writer that
-commits messages arriving together in a single transaction (each caller still waits for
-its own commit), one reader, which WAL lets run beside the writer, and one that copies
-the WAL into the database file every second. SQLite would otherwise do that inside a
-commit now and then, and the messages of that batch would wait for the disk. Every
-second the writer also adds the new messages to the search index, as one batch. The work is split
-by concern into the mixins `rooms`, `messages`, `changes` and `bots`; `schema` opens
-and migrates the file, `rows` converts rows.
+Reads run on a thread of their own, which WAL lets run beside the writes. Writes commit
+messages arriving together in a single transaction (each caller still waits for its own
+commit). When this process is alone on the file (`alone`: the in-process broker's lock
+sees to that) they run on the event loop itself: a commit takes tens of microseconds,
+less than handing it to a thread and back, and nobody else can hold the file's write
+lock for long. With several processes on one file a write may wait for another's lock,
+so writes run on a writer thread. A third thread copies the WAL into the database file
+every second; SQLite would otherwise do that inside a commit now and then, and the
+messages of that batch would wait for the disk. Every second the new messages are also
+added to the search index, as one batch. The work is split by concern into the mixins
+`rooms`, `messages`, `changes` and `bots`; `schema` opens and migrates the file, `rows`
+converts rows, `worker` runs the threads.
 """
 
 from __future__ import annotations
@@ -35,9 +39,9 @@ UPKEEP_EVERY = 1.0  # seconds between search indexing and copies of the WAL into
 
 
 class SQLiteStore(Rooms, Messages, Changes, Bots):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, alone: bool = False) -> None:
         self.path = path
-        self._writer = Worker("sqlite-writer")
+        self._writer = None if alone else Worker("sqlite-writer")
         self._reader = Worker("sqlite-reader")
         self._write: sqlite3.Connection | None = None
         self._read: sqlite3.Connection | None = None
@@ -46,6 +50,8 @@ class SQLiteStore(Rooms, Messages, Changes, Bots):
         self._batcher = Batcher(self._commit_batch, "sqlite-batcher")
 
     async def _on_writer(self, work: Callable[[], T]) -> T:
+        if self._writer is None:  # alone on the file: see the module
+            return work()
         return await self._writer.run(work)
 
     async def _on_reader(self, work: Callable[[], T]) -> T:
@@ -85,10 +91,13 @@ class SQLiteStore(Rooms, Messages, Changes, Bots):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._upkeep
         self._checkpointer.stop()
-        for connection, worker in ((self._write, self._writer), (self._read, self._reader)):
-            if connection is not None:
-                await worker.run(connection.close)
-            worker.stop()
+        if self._write is not None:
+            await self._on_writer(self._write.close)
+        if self._writer is not None:
+            self._writer.stop()
+        if self._read is not None:
+            await self._reader.run(self._read.close)
+        self._reader.stop()
 
     async def ping(self) -> bool:
         try:
