@@ -110,14 +110,14 @@ def start(kind: str, workdir: Path, log_dir: Path, cores: set[int] | None, tag: 
     log_path = log_dir / f"server-{kind}-{tag}.log"
     log = log_path.open("w")
     process = subprocess.Popen(
-        [*(["valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=/tmp/cgout/cg.%p"] if os.environ.get("BENCH_CALLGRIND") and kind == "ours" else []), sys.executable, "-m", module, "--bind", f"127.0.0.1:{port}",
+        [sys.executable, "-m", module, "--bind", f"127.0.0.1:{port}",
          *(["--workers", str(WORKERS[kind])] if kind in WORKERS else [])],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         preexec_fn=_preexec(cores),
     )
     log.close()
     server = Server(kind, process, port, log_path, redis)
-    _wait_ready(server, 300)
+    _wait_ready(server, 30)
     return server
 
 
