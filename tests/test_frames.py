@@ -1,10 +1,15 @@
 """Frames built and read by hand (chat.frames) are byte for byte what wsproto builds and
 reads: the server's text frames for every size class, and from a browser's bytes exactly
-the leading whole text frames, leaving everything else to wsproto from its first byte."""
+the leading whole text frames, leaving everything else to wsproto from its first byte;
+and a raw socket reads only while wsproto holds no part of a frame or message."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
+from hypercorn.events import RawData
+from hypercorn.protocol.ws_stream import ASGIWebsocketState, WebsocketBuffer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from wsproto.connection import Connection, ConnectionType
@@ -12,6 +17,7 @@ from wsproto.events import Message, Ping, TextMessage
 from wsproto.frame_protocol import FrameProtocol
 
 from chat.frames import read_text_frames, text_frame
+from chat.raw_socket import RawSocket
 from tests.kit.wire import ws_frame
 
 SIZE_MAX = 1 << 20
@@ -84,3 +90,45 @@ def test_what_is_left_reads_on_in_wsproto_as_if_nothing_was_taken() -> None:
     events = list(server.events())
     assert isinstance(events[0], Ping) and events[0].payload == b"hi"
     assert isinstance(events[1], Message) and events[1].data == "two"
+
+
+class _Transport:
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return 16_384, 65_536
+
+
+async def _reading_after(received: bytes) -> tuple[list[str], bool]:
+    """What a raw socket does with a whole text frame once wsproto has `received` these
+    bytes of the same connection: (texts it read itself, whether it left the frame to
+    hypercorn as it came)."""
+    connection = Connection(ConnectionType.SERVER)
+    connection.receive_data(received)
+    list(connection.events())
+    texts: list[str] = []
+    left: list[bytes] = []
+
+    async def app_put(event: dict) -> None:
+        texts.append(event["text"])
+
+    async def hypercorn_reads(event: RawData) -> None:
+        left.append(event.data)
+
+    stream = SimpleNamespace(
+        closed=False, state=ASGIWebsocketState.CONNECTED, connection=connection,
+        buffer=WebsocketBuffer(SIZE_MAX), app_put=app_put,
+        config=SimpleNamespace(websocket_max_message_size=SIZE_MAX))
+    server = SimpleNamespace(writer=SimpleNamespace(transport=_Transport()),
+                             protocol=SimpleNamespace(handle=hypercorn_reads))
+    h11 = SimpleNamespace(connection=SimpleNamespace(buffer=bytearray()))
+    RawSocket(stream, server, h11)  # type: ignore[arg-type]
+    frame = _client_frame("next")
+    await server.protocol.handle(RawData(data=frame))
+    return texts, left == [frame]
+
+
+async def test_a_raw_socket_reads_only_between_frames() -> None:
+    assert await _reading_after(_client_frame("whole")) == (["next"], False)
+    half = _client_frame("x" * 40)[:20]  # wsproto holds half a frame
+    assert await _reading_after(half) == ([], True)
+    first_fragment = ws_frame(0x1, b"part", fin=False)  # and here half a message
+    assert await _reading_after(first_fragment) == ([], True)
